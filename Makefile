@@ -1,0 +1,60 @@
+# xentlab — `make help` lists every target.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+
+PYTHON   ?= python3
+VENV     := .venv
+PY       := $(VENV)/bin/python
+PROFILE  ?= ci
+DATASET  ?= mnist10k
+UV_VERSION := 0.13.8
+STAMP    := $(VENV)/.installed
+DATA_STAMP := data/processed/$(DATASET).npz
+# TensorFlow's C++ logs (oneDNN notices etc.) go to stderr; keep them out of every run.
+export TF_CPP_MIN_LOG_LEVEL := 2
+
+.PHONY: help setup data reports test notebooks lab lint clean lock bench reproduce-check
+
+help: ## list the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+setup: $(STAMP) ## create .venv from requirements.lock and install xentlab (editable); no-op when up to date
+
+$(STAMP): requirements.lock pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+	$(VENV)/bin/uv pip sync --quiet --python $(PY) requirements.lock
+	$(VENV)/bin/uv pip install --quiet --python $(PY) --no-deps -e .
+	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (xentlab)" >/dev/null
+	touch $(STAMP)
+
+data: $(STAMP) ## fetch, verify and cache the dataset (DATASET=mnist10k|mnist)
+	$(PY) -m xentlab data --dataset $(DATASET)
+
+reports: $(STAMP) ## run every notebook with papermill into reports/$(PROFILE)/ (PROFILE=smoke|ci|paper)
+	$(PY) -m xentlab data --dataset $(DATASET)
+	$(PY) -m xentlab reports --profile $(PROFILE)
+
+test: $(STAMP) ## unit, property and pipeline tests, then nbval over the committed notebooks
+	$(PY) -m xentlab data --dataset mnist10k
+	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -p no:randomly --nbval --nbval-current-env --nbval-sanitize-with notebooks/sanitize.cfg notebooks
+
+notebooks: $(STAMP) ## re-execute the committed notebooks in place with their default parameters
+	$(PY) -m xentlab data --dataset mnist10k
+	$(PY) -m xentlab notebooks
+
+lab: $(STAMP) ## start JupyterLab on the venv's python3 kernel
+	$(VENV)/bin/jupyter lab --notebook-dir=notebooks
+
+lint: $(STAMP) ## ruff over src, tests and notebooks
+	$(VENV)/bin/ruff check src tests notebooks
+
+bench: $(STAMP) ## benchmarks (python -m xentlab bench --quick)
+	$(PY) -m xentlab bench --quick
+
+lock: ## regenerate requirements.lock from pyproject.toml (needs uv)
+	uv pip compile pyproject.toml --extra dev --python-version 3.11 --python-platform x86_64-unknown-linux-gnu -o requirements.lock
+
+clean: ## remove the venv, the data cache, scratch output and generated reports
+	rm -rf $(VENV) data/raw data/processed .scratch reports/smoke build src/*.egg-info

@@ -1,0 +1,156 @@
+"""What a notebook hands to the reports: claims, metrics and figures.
+
+A notebook calls :func:`start` once (in its Setup cell) with its own name, then
+:func:`claim`, :func:`metric` and :func:`save_figure`. Everything is written under the run
+folder: the one the report runner names in ``$XENTLAB_RUN_DIR``, or, for an interactive or
+nbval run, the gitignored scratch folder ``.scratch/`` (never ``reports/``).
+
+Layout of a run folder::
+
+    claims/<notebook>.json    list of claim objects (merged into claims.json by the runner)
+    metrics/<notebook>.json   {name: value}
+    figures/<notebook>_<name>.png
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from xentlab.config import RUN_DIR_ENV, SCRATCH_DIR
+
+VERDICTS = ("reproduced", "refuted", "partly")
+_ID = re.compile(r"^\d{3}\.[a-z0-9][a-z0-9-]*$")
+_notebook: str | None = None
+
+
+def run_dir() -> Path:
+    """The folder this run writes to: ``$XENTLAB_RUN_DIR`` or ``.scratch/``."""
+    return Path(os.environ.get(RUN_DIR_ENV) or SCRATCH_DIR)
+
+
+def start(notebook: str) -> Path:
+    """Name the notebook whose records follow, clear its previous records; return the run folder."""
+    global _notebook
+    if not re.fullmatch(r"[0-9A-Za-z_]+", notebook):
+        raise ValueError(f"notebook name must be letters, digits and '_', got {notebook!r}")
+    _notebook = notebook
+    for sub in ("claims", "metrics"):
+        (run_dir() / sub / f"{notebook}.json").unlink(missing_ok=True)
+    return run_dir()
+
+
+def _current() -> str:
+    if _notebook is None:
+        raise RuntimeError("call xentlab.record.start('<notebook name>') before recording")
+    return _notebook
+
+
+def jsonable(value: Any) -> Any:
+    """Convert NumPy/TF scalars and arrays to plain JSON values; non-finite floats become strings."""
+    if hasattr(value, "numpy"):  # tf.Tensor
+        value = value.numpy()
+    if isinstance(value, np.ndarray):
+        return [jsonable(v) for v in value.tolist()]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)  # "nan", "inf", "-inf": JSON has no literal for them
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    return value
+
+
+def _read(path: Path, default: Any) -> Any:
+    return json.loads(path.read_text()) if path.exists() else default
+
+
+def _write(path: Path, obj: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, sort_keys=False, allow_nan=False) + "\n")
+    os.replace(tmp, path)
+
+
+def verdict(holds: bool, *, partly: bool = False) -> str:
+    """Map measured outcomes to a verdict: ``reproduced`` if the claim holds, ``partly`` if it
+    holds only in part (``partly=True``), else ``refuted``."""
+    if holds:
+        return "reproduced"
+    return "partly" if partly else "refuted"
+
+
+def claim(
+    id: str,
+    source: str,
+    statement: str,
+    expected: Any,
+    measured: Any,
+    verdict: str,
+    *,
+    section: str = "",
+) -> dict[str, Any]:
+    """Record one checkable claim of a source document and its computed verdict.
+
+    ``id`` is ``<document>.<slug>`` (e.g. ``001.same-value``), ``source`` the seed file
+    (e.g. ``001_6f068e826eb9ea52.txt``), ``expected`` what the document says, ``measured`` what
+    the notebook measured, ``verdict`` one of :data:`VERDICTS` (compute it, e.g. with
+    :func:`verdict`), ``section`` the notebook heading it is shown under (for links).
+    Re-recording an id replaces it. Returns the stored claim.
+    """
+    if not _ID.match(id):
+        raise ValueError(f"claim id must look like '001.some-slug', got {id!r}")
+    if verdict not in VERDICTS:
+        raise ValueError(f"verdict must be one of {VERDICTS}, got {verdict!r}")
+    notebook = _current()
+    entry = {
+        "id": id,
+        "source": source,
+        "statement": statement,
+        "expected": jsonable(expected),
+        "measured": jsonable(measured),
+        "verdict": verdict,
+        "notebook": notebook,
+        "section": section,
+    }
+    path = run_dir() / "claims" / f"{notebook}.json"
+    claims = [c for c in _read(path, []) if c["id"] != id] + [entry]
+    _write(path, claims)
+    print(f"[{verdict}] {id}: {statement}")
+    return entry
+
+
+def dataset(ds: Any) -> None:
+    """Record which dataset the notebook used (a ``xentlab.data.Dataset``) for the provenance."""
+    metric(
+        "dataset",
+        {"name": ds.name, "sha256": ds.sha256, "source": ds.source,
+         "train": int(len(ds.y_train)), "test": int(len(ds.y_test))},
+    )
+
+
+def metric(name: str, value: Any) -> Any:
+    """Record one named measurement (any JSON-able value, NumPy/TF values converted)."""
+    path = run_dir() / "metrics" / f"{_current()}.json"
+    metrics = _read(path, {})
+    metrics[name] = jsonable(value)
+    _write(path, metrics)
+    return metrics[name]
+
+
+def save_figure(fig: Any, name: str, *, dpi: int = 110) -> Path:
+    """Save a Matplotlib figure as ``figures/<notebook>_<name>.png`` and return its path."""
+    if not re.fullmatch(r"[0-9A-Za-z_-]+", name):
+        raise ValueError(f"figure name must be letters, digits, '_' or '-', got {name!r}")
+    path = run_dir() / "figures" / f"{_current()}_{name}.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi, bbox_inches="tight")
+    return path

@@ -1,0 +1,331 @@
+"""The papermill report runner: ``python -m xentlab reports``.
+
+Runs each notebook (kernel ``python3``, cwd ``notebooks/``) with a profile's parameters into a
+temporary folder next to the destination, then adds HTML, merges the claims into
+``claims.json`` and writes ``README.md`` (provenance, claims ledger, figures). Only when every
+notebook succeeded does the folder replace ``reports/<profile>/``; on failure the previous report
+is left untouched and the run is kept in ``reports/<profile>.failed/`` for inspection.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from xentlab.config import NOTEBOOKS_DIR, PROJECT_ROOT, REPORTS_DIR, RUN_DIR_ENV, SCRATCH_DIR
+from xentlab.profiles import PROFILES, Params
+
+KERNEL = "python3"
+
+
+class ReportError(RuntimeError):
+    """A report run failed; the message names the notebook, the cell and the error."""
+
+
+@dataclass(frozen=True)
+class NotebookRun:
+    name: str
+    seconds: float
+    parameters: Params
+
+
+def discover(notebooks_dir: Path = NOTEBOOKS_DIR) -> list[Path]:
+    """The report notebooks, in reading order: ``NN_topic.ipynb``."""
+    return sorted(notebooks_dir.glob("[0-9][0-9]_*.ipynb"))
+
+
+def select(notebooks: list[Path], only: list[str] | None) -> list[Path]:
+    """Keep the notebooks named in ``only`` (full stem, ``NN`` prefix or stem with ``.ipynb``)."""
+    if not only:
+        return notebooks
+    chosen = []
+    for want in only:
+        want = want.removesuffix(".ipynb")
+        hits = [nb for nb in notebooks if nb.stem == want or nb.stem.split("_", 1)[0] == want]
+        if not hits:
+            names = ", ".join(nb.stem for nb in notebooks)
+            raise ValueError(f"unknown notebook {want!r}; available: {names}")
+        chosen += [nb for nb in hits if nb not in chosen]
+    return chosen
+
+
+def notebook_parameters(
+    notebook: Path, profile: str, dataset: str | None, profiles: dict[str, dict[str, Params]]
+) -> Params:
+    """The profile's parameters for ``notebook``, checked against its ``parameters`` cell."""
+    import papermill
+
+    if profile not in profiles:
+        raise ValueError(f"unknown profile {profile!r}; choose one of {sorted(profiles)}")
+    params = dict(profiles[profile].get(notebook.stem, {}))
+    declared = papermill.inspect_notebook(str(notebook))
+    if dataset is not None and "dataset" in declared:
+        params["dataset"] = dataset
+    unknown = sorted(set(params) - set(declared))
+    if unknown:
+        raise ValueError(
+            f"profile {profile!r} sets {unknown} for {notebook.stem}, which has no such "
+            f"parameter (it declares {sorted(declared)})"
+        )
+    return params
+
+
+def _execute(notebook: Path, output: Path, params: Params, run_dir: Path) -> None:
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    os.environ[RUN_DIR_ENV] = str(run_dir)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        papermill.execute_notebook(
+            str(notebook),
+            str(output),
+            parameters=params,
+            kernel_name=KERNEL,
+            cwd=str(notebook.parent),
+            progress_bar=False,
+        )
+    except PapermillExecutionError as err:
+        raise ReportError(
+            f"{notebook.stem}: cell {err.cell_index} (execution count {err.exec_count}) raised "
+            f"{err.ename}: {err.evalue}"
+        ) from err
+    finally:
+        os.environ.pop(RUN_DIR_ENV, None)
+
+
+def _html(executed: Path, dest: Path) -> None:
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    body, _ = HTMLExporter().from_notebook_node(nbformat.read(executed, as_version=4))
+    dest.write_text(body)
+
+
+def merge_claims(run_dir: Path) -> list[dict[str, Any]]:
+    """Merge ``claims/<notebook>.json`` into one list sorted by claim id."""
+    claims: list[dict[str, Any]] = []
+    for path in sorted((run_dir / "claims").glob("*.json")):
+        claims += json.loads(path.read_text())
+    return sorted(claims, key=lambda c: c["id"])
+
+
+def _git_commit() -> str:
+    try:
+        sha = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=PROJECT_ROOT,
+            capture_output=True, text=True, check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown (not a git checkout)"
+    return sha + (" (with uncommitted changes)" if dirty else "")
+
+
+def provenance(profile: str, runs: list[NotebookRun], run_dir: Path) -> dict[str, Any]:
+    """Versions, machine, commit, datasets and wall times of a report run."""
+    import keras
+    import numpy
+    import tensorflow as tf
+
+    datasets = {}
+    for run in runs:
+        metrics_path = run_dir / "metrics" / f"{run.name}.json"
+        if metrics_path.exists():
+            ds = json.loads(metrics_path.read_text()).get("dataset")
+            if ds:
+                datasets[ds["name"]] = ds
+    return {
+        "profile": profile,
+        "git_commit": _git_commit(),
+        "created_utc": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()),
+        "python": platform.python_version(),
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "numpy": numpy.__version__,
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.system()}",
+        "processor": _cpu_model(),
+        "datasets": datasets,
+        "notebooks": [
+            {"name": r.name, "seconds": round(r.seconds, 1), "parameters": r.parameters}
+            for r in runs
+        ],
+    }
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _cell(value: Any, width: int = 70) -> str:
+    text = value if isinstance(value, str) else json.dumps(value)
+    text = text.replace("|", "\\|").replace("\n", " ")
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _anchor(section: str) -> str:
+    return section.strip().replace(" ", "-")
+
+
+def render_readme(prov: dict[str, Any], claims: list[dict[str, Any]], figures: list[Path]) -> str:
+    """The report's README.md: the claims ledger first, then provenance and figures."""
+    marks = {"reproduced": "✅ reproduced", "partly": "⚠️ **partly**", "refuted": "❌ **refuted**"}
+    counts = {v: sum(c["verdict"] == v for c in claims) for v in marks}
+    lines = [
+        f"# xentlab report — profile `{prov['profile']}`",
+        "",
+        f"Generated by `python -m xentlab reports --profile {prov['profile']}` at "
+        f"{prov['created_utc']} UTC from commit `{prov['git_commit']}`.",
+        "",
+        "## Claims ledger",
+        "",
+        f"{len(claims)} claims: {counts['reproduced']} reproduced, {counts['partly']} partly "
+        f"true, {counts['refuted']} refuted. Verdicts are computed in the notebooks from what "
+        "they measured; each row links to the notebook section that shows it.",
+    ]
+    for source in sorted({c["source"] for c in claims}):
+        lines += [
+            "",
+            f"### Document `{source}`",
+            "",
+            "| id | claim | expected | measured | verdict |",
+            "|---|---|---|---|---|",
+        ]
+        for c in (c for c in claims if c["source"] == source):
+            link = f"html/{c['notebook']}.html"
+            if c.get("section"):
+                link += "#" + _anchor(c["section"])
+            lines.append(
+                f"| [`{c['id']}`]({link}) | {_cell(c['statement'], 110)} | "
+                f"{_cell(c['expected'])} | {_cell(c['measured'])} | {marks[c['verdict']]} |"
+            )
+    lines += [
+        "",
+        "## Provenance",
+        "",
+        f"- Python {prov['python']}, TensorFlow {prov['tensorflow']}, Keras {prov['keras']}, "
+        f"NumPy {prov['numpy']}",
+        f"- Machine: {prov['machine']} ({prov['processor']})",
+    ]
+    for ds in prov["datasets"].values():
+        lines.append(
+            f"- Dataset `{ds['name']}` ({ds['train']} train / {ds['test']} test, from "
+            f"{ds['source']}), SHA-256 `{ds['sha256']}`"
+        )
+    lines += ["", "| notebook | wall time (s) | parameters |", "|---|---|---|"]
+    for nb in prov["notebooks"]:
+        params = json.dumps(nb["parameters"]) if nb["parameters"] else "defaults"
+        lines.append(
+            f"| [{nb['name']}](html/{nb['name']}.html) | {nb['seconds']} | {_cell(params, 90)} |"
+        )
+    if figures:
+        lines += ["", "## Figures", ""]
+        for fig in figures:
+            lines += [f"### {fig.stem}", "", f"![{fig.stem}](figures/{fig.name})", ""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def run_reports(
+    profile: str = "ci",
+    *,
+    only: list[str] | None = None,
+    dataset: str | None = None,
+    out: Path | None = None,
+    notebooks_dir: Path = NOTEBOOKS_DIR,
+    profiles: dict[str, dict[str, Params]] = PROFILES,
+    html: bool = True,
+) -> Path:
+    """Run the notebooks of ``profile`` into ``out`` (default ``reports/<profile>/``) atomically.
+
+    Raises ``ValueError`` for a bad profile, notebook or parameter before anything runs, and
+    ``ReportError`` when a notebook fails (the previous report is left as it was).
+    """
+    notebooks = select(discover(notebooks_dir), only)
+    if not notebooks:
+        raise ValueError(f"no notebooks found in {notebooks_dir}")
+    if dataset is not None:
+        from xentlab.data import DATASETS
+
+        if dataset not in DATASETS:
+            raise ValueError(f"unknown dataset {dataset!r}; choose one of {list(DATASETS)}")
+    plan = [(nb, notebook_parameters(nb, profile, dataset, profiles)) for nb in notebooks]
+    out = Path(out) if out is not None else REPORTS_DIR / profile
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.parent / f".tmp-{out.name}-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    (tmp / "notebooks").mkdir(parents=True)
+    runs: list[NotebookRun] = []
+    try:
+        for i, (nb, params) in enumerate(plan, 1):
+            print(f"[{i}/{len(plan)}] {nb.stem} ...", flush=True)
+            start = time.perf_counter()
+            _execute(nb, tmp / "notebooks" / nb.name, params, tmp)
+            runs.append(NotebookRun(nb.stem, time.perf_counter() - start, params))
+            print(f"[{i}/{len(plan)}] {nb.stem} done in {runs[-1].seconds:.1f} s", flush=True)
+    except BaseException as err:
+        failed = out.parent / f"{out.name}.failed"
+        shutil.rmtree(failed, ignore_errors=True)
+        tmp.rename(failed)
+        if isinstance(err, ReportError):
+            kept = failed / "notebooks" / nb.name
+            raise ReportError(f"{err}\n  executed notebook kept at {kept}; {out} untouched") from err
+        raise
+    if html:
+        (tmp / "html").mkdir()
+        for executed in sorted((tmp / "notebooks").glob("*.ipynb")):
+            _html(executed, tmp / "html" / f"{executed.stem}.html")
+    claims = merge_claims(tmp)
+    (tmp / "claims.json").write_text(json.dumps(claims, indent=2) + "\n")
+    shutil.rmtree(tmp / "claims", ignore_errors=True)
+    prov = provenance(profile, runs, tmp)
+    (tmp / "provenance.json").write_text(json.dumps(prov, indent=2) + "\n")
+    figures = sorted((tmp / "figures").glob("*.png"))
+    (tmp / "README.md").write_text(render_readme(prov, claims, figures))
+    _replace(tmp, out)
+    return out
+
+
+def _replace(new: Path, dest: Path) -> None:
+    """Move ``new`` into place at ``dest``, keeping the old folder until the move succeeded."""
+    old = dest.parent / f".old-{dest.name}-{os.getpid()}"
+    if dest.exists():
+        dest.rename(old)
+    new.rename(dest)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def execute_in_place(notebooks: list[Path]) -> None:
+    """Re-execute committed notebooks in place with their default parameters (``make
+    notebooks``); records go to the scratch folder. Stops at the first failing notebook."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    os.environ[RUN_DIR_ENV] = str(SCRATCH_DIR)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    for i, path in enumerate(notebooks, 1):
+        print(f"[{i}/{len(notebooks)}] {path.stem} ...", flush=True)
+        start = time.perf_counter()
+        nb = nbformat.read(path, as_version=4)
+        NotebookClient(
+            nb, kernel_name=KERNEL, timeout=None, resources={"metadata": {"path": str(path.parent)}}
+        ).execute()
+        nbformat.write(nb, path)
+        print(f"[{i}/{len(notebooks)}] {path.stem} done in {time.perf_counter() - start:.1f} s")
+    sys.stdout.flush()
