@@ -1,0 +1,35 @@
+"""The committed notebooks are nbval's references: executed, parameterised, error-free."""
+
+import json
+
+import pytest
+
+from xentlab.config import NOTEBOOKS_DIR
+
+NOTEBOOKS = sorted(NOTEBOOKS_DIR.glob("[0-9][0-9]_*.ipynb"))
+
+
+def test_there_are_notebooks():
+    assert NOTEBOOKS, f"no notebooks in {NOTEBOOKS_DIR}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_every_code_cell_was_executed(path):
+    cells = json.loads(path.read_text())["cells"]
+    unrun = [i for i, c in enumerate(cells) if c["cell_type"] == "code" and c["execution_count"] is None]
+    assert not unrun, f"{path.name}: code cells {unrun} have no execution count (re-run `make notebooks`)"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_structure(path):
+    nb = json.loads(path.read_text())
+    assert nb["metadata"]["kernelspec"]["name"] == "python3"
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    tagged = [i for i, c in enumerate(code) if "parameters" in c["metadata"].get("tags", [])]
+    assert len(tagged) == 1, f"{path.name}: needs exactly one cell tagged 'parameters'"
+    errors = [o for c in code for o in c.get("outputs", []) if o["output_type"] == "error"]
+    assert not errors, f"{path.name}: committed outputs contain errors"
+    first = "".join(nb["cells"][0]["source"])
+    assert first.startswith("# "), f"{path.name}: must open with an H1 title"
+    counts = [c["execution_count"] for c in code]
+    assert counts == sorted(counts), f"{path.name}: cells were executed out of order"

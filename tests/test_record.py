@@ -1,0 +1,76 @@
+"""xentlab.record writes claims, metrics and figures under the run folder."""
+
+import json
+import math
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+
+from xentlab import record
+from xentlab.config import RUN_DIR_ENV
+
+
+@pytest.fixture
+def run_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv(RUN_DIR_ENV, str(tmp_path))
+    record.start("99_test")
+    return tmp_path
+
+
+def test_claim_is_written_and_replaced_by_id(run_dir):
+    record.claim("001.same-value", "001_x.txt", "both give 16.478533", 16.478533,
+                 np.float32(16.478533), record.verdict(True))
+    record.claim("001.same-value", "001_x.txt", "both give 16.478533", 16.478533, 1.0, "refuted")
+    claims = json.loads((run_dir / "claims" / "99_test.json").read_text())
+    assert len(claims) == 1 and claims[0]["verdict"] == "refuted"
+    assert claims[0]["notebook"] == "99_test"
+
+
+def test_bad_claims_are_rejected(run_dir):
+    with pytest.raises(ValueError, match="verdict must be one of"):
+        record.claim("001.x", "s", "st", 1, 1, "true")
+    with pytest.raises(ValueError, match="claim id"):
+        record.claim("same value", "s", "st", 1, 1, "reproduced")
+
+
+def test_verdict_rule():
+    assert record.verdict(True) == "reproduced"
+    assert record.verdict(False) == "refuted"
+    assert record.verdict(False, partly=True) == "partly"
+
+
+def test_metrics_convert_numpy_and_non_finite(run_dir):
+    record.metric("acc", np.float32(0.5))
+    record.metric("curve", np.array([1.0, math.inf, math.nan]))
+    metrics = json.loads((run_dir / "metrics" / "99_test.json").read_text())
+    assert metrics == {"acc": 0.5, "curve": [1.0, "inf", "nan"]}
+
+
+def test_start_clears_previous_records(run_dir):
+    record.metric("a", 1)
+    record.start("99_test")
+    record.metric("b", 2)
+    assert json.loads((run_dir / "metrics" / "99_test.json").read_text()) == {"b": 2}
+
+
+def test_save_figure(run_dir):
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [0, 1])
+    path = record.save_figure(fig, "line")
+    plt.close(fig)
+    assert path == run_dir / "figures" / "99_test_line.png" and path.stat().st_size > 0
+
+
+def test_recording_before_start_is_an_error(monkeypatch):
+    monkeypatch.setattr(record, "_notebook", None)
+    with pytest.raises(RuntimeError, match="record.start"):
+        record.metric("x", 1)
+
+
+def test_default_run_dir_is_scratch_not_reports(monkeypatch):
+    monkeypatch.delenv(RUN_DIR_ENV, raising=False)
+    assert record.run_dir().name == ".scratch"

@@ -1,0 +1,138 @@
+"""The papermill runner on tiny test notebooks: success, failure, atomicity, bad input."""
+
+import json
+
+import nbformat
+import papermill
+import pytest
+
+from xentlab import reports
+from xentlab.config import NOTEBOOKS_DIR
+from xentlab.profiles import PROFILES
+
+SETUP = "from xentlab import record\nrecord.start({name!r})"
+OK_BODY = """\
+if not isinstance(n, int) or n <= 0:
+    raise ValueError(f"n must be a positive int, got {n!r}")
+import matplotlib
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+record.metric("n", n)
+record.claim("999.n-positive", "999_test.txt", "n is positive", "> 0", n, record.verdict(n > 0),
+             section="Check")
+fig, ax = plt.subplots()
+ax.plot(range(n))
+record.save_figure(fig, "line")
+print("n =", n)
+"""
+
+
+def make_notebook(folder, name, body, params="n = 2"):
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    param_cell = nbformat.v4.new_code_cell(params)
+    param_cell.metadata["tags"] = ["parameters"]
+    nb.cells = [
+        nbformat.v4.new_markdown_cell(f"# {name}"),
+        nbformat.v4.new_code_cell(SETUP.format(name=name)),
+        param_cell,
+        nbformat.v4.new_code_cell(body),
+    ]
+    nbformat.write(nb, folder / f"{name}.ipynb")
+
+
+@pytest.fixture
+def notebooks(tmp_path):
+    folder = tmp_path / "notebooks"
+    folder.mkdir()
+    make_notebook(folder, "01_ok", OK_BODY)
+    make_notebook(folder, "02_fail", "print('before')\n1 / 0")
+    return folder
+
+
+SMOKE = {"smoke": {"01_ok": {"n": 3}}, "ci": {}}
+
+
+def test_smoke_profile_writes_a_complete_report(notebooks, tmp_path):
+    out = reports.run_reports("smoke", only=["01"], out=tmp_path / "rep", notebooks_dir=notebooks,
+                              profiles=SMOKE)
+    claims = json.loads((out / "claims.json").read_text())
+    assert [c["id"] for c in claims] == ["999.n-positive"]
+    assert claims[0]["notebook"] == "01_ok" and claims[0]["measured"] == 3
+    assert json.loads((out / "metrics" / "01_ok.json").read_text()) == {"n": 3}
+    assert (out / "figures" / "01_ok_line.png").exists()
+    assert (out / "html" / "01_ok.html").exists()
+    assert (out / "notebooks" / "01_ok.ipynb").exists()
+    readme = (out / "README.md").read_text()
+    assert "## Claims ledger" in readme and "999.n-positive" in readme and "TensorFlow" in readme
+    prov = json.loads((out / "provenance.json").read_text())
+    assert prov["profile"] == "smoke" and prov["notebooks"][0]["parameters"] == {"n": 3}
+
+
+def test_failure_keeps_previous_report_and_the_failed_notebook(notebooks, tmp_path, capsys):
+    out = tmp_path / "rep"
+    out.mkdir()
+    (out / "README.md").write_text("previous report")
+    with pytest.raises(reports.ReportError) as err:
+        reports.run_reports("ci", out=out, notebooks_dir=notebooks, profiles=SMOKE, html=False)
+    message = str(err.value)
+    assert "02_fail" in message and "ZeroDivisionError" in message and "cell" in message
+    assert (out / "README.md").read_text() == "previous report"
+    assert (tmp_path / "rep.failed" / "notebooks" / "02_fail.ipynb").exists()
+    assert not list(tmp_path.glob(".tmp-*"))
+    assert "[1/2] 01_ok done in" in capsys.readouterr().out
+
+
+def test_wrongly_typed_parameter_fails_with_the_notebooks_message(notebooks, tmp_path):
+    profiles = {"ci": {"01_ok": {"n": "three"}}}
+    with pytest.raises(reports.ReportError, match="n must be a positive int"):
+        reports.run_reports("ci", only=["01_ok"], out=tmp_path / "rep", notebooks_dir=notebooks,
+                            profiles=profiles, html=False)
+    assert not (tmp_path / "rep").exists()
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"profile": "nightly"}, "unknown profile"),
+        ({"only": ["07"]}, "unknown notebook"),
+        ({"dataset": "cifar"}, "unknown dataset"),
+    ],
+)
+def test_bad_arguments_fail_before_running(notebooks, tmp_path, kwargs, match):
+    kwargs = {"profile": "ci", **kwargs}
+    with pytest.raises(ValueError, match=match):
+        reports.run_reports(out=tmp_path / "rep", notebooks_dir=notebooks, profiles=SMOKE,
+                            **kwargs)
+    assert not list(tmp_path.glob("rep*"))
+
+
+def test_profile_parameter_must_exist_in_the_notebook(notebooks, tmp_path):
+    with pytest.raises(ValueError, match="no such parameter"):
+        reports.run_reports("ci", out=tmp_path / "rep", notebooks_dir=notebooks,
+                            profiles={"ci": {"01_ok": {"steps": 5}}})
+
+
+def test_every_profile_parameter_is_declared_by_its_notebook():
+    for profile, per_notebook in PROFILES.items():
+        for stem, params in per_notebook.items():
+            path = NOTEBOOKS_DIR / f"{stem}.ipynb"
+            assert path.exists(), f"profile {profile} names missing notebook {stem}"
+            declared = papermill.inspect_notebook(str(path))
+            assert set(params) <= set(declared), f"{profile}/{stem}: {set(params) - set(declared)}"
+
+
+def test_readme_ledger_groups_by_document_and_flags_refuted():
+    claims = [
+        {"id": "001.a", "source": "001_x.txt", "statement": "s", "expected": 1, "measured": 2,
+         "verdict": "refuted", "notebook": "02_n", "section": "Where they part"},
+        {"id": "000.b", "source": "000_y.txt", "statement": "t", "expected": 1, "measured": 1,
+         "verdict": "reproduced", "notebook": "01_n", "section": ""},
+    ]
+    prov = {"profile": "ci", "created_utc": "now", "git_commit": "abc", "python": "3.11",
+            "tensorflow": "2", "keras": "3", "numpy": "2", "machine": "m", "processor": "p",
+            "datasets": {}, "notebooks": []}
+    text = reports.render_readme(prov, claims, [])
+    assert text.index("000_y.txt") < text.index("001_x.txt")
+    assert "❌ **refuted**" in text and "html/02_n.html#Where-they-part" in text
+    assert "1 reproduced, 0 partly true, 1 refuted" in text
