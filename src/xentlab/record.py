@@ -121,9 +121,10 @@ def claim(
         "notebook": notebook,
         "section": section,
     }
-    path = run_dir() / "claims" / f"{notebook}.json"
-    claims = [c for c in _read(path, []) if c["id"] != id] + [entry]
-    _write(path, claims)
+    _write(
+        run_dir() / "claims" / f"{notebook}.json",
+        [c for c in claims() if c["id"] != id] + [entry],
+    )
     print(f"[{verdict}] {id}: {statement}")
     return entry
 
@@ -135,6 +136,11 @@ def dataset(ds: Any) -> None:
         {"name": ds.name, "sha256": ds.sha256, "source": ds.source,
          "train": int(len(ds.y_train)), "test": int(len(ds.y_test))},
     )
+
+
+def claims() -> list[dict[str, Any]]:
+    """The claims this notebook has recorded so far (for its Summary)."""
+    return _read(run_dir() / "claims" / f"{_current()}.json", [])
 
 
 def metric(name: str, value: Any) -> Any:
