@@ -1,0 +1,120 @@
+"""xentlab.train: determinism, one trace, divergence recorded, argument checks."""
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from xentlab import models, train
+
+RNG = np.random.default_rng(0)
+DATA = SimpleNamespace(
+    x_train=RNG.integers(0, 256, size=(96, 28, 28), dtype=np.uint8),
+    y_train=RNG.integers(0, 10, size=96),
+    x_test=RNG.integers(0, 256, size=(40, 28, 28), dtype=np.uint8),
+    y_test=RNG.integers(0, 10, size=40),
+)
+
+
+def fused_mean(labels, logits):
+    return tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(labels, logits))
+
+
+def manual_sum_eps0(labels, logits):
+    """Document 002's method (1) without its 1e-10: log(0) -> -inf, 0 * -inf -> NaN."""
+    return tf.reduce_sum(-labels * tf.math.log(tf.nn.softmax(logits)))
+
+
+def run(**kw):
+    kw = {"loss": fused_mean, "steps": 6, "batch_size": 16, "eval_every": 3, "eval_size": 20,
+          "progress": False, **kw}
+    model = kw.pop("model", None) or models.RawCNN(init_stddev=0.05, seed=0)
+    return train.train(model, DATA, **kw)
+
+
+def test_history_layout():
+    h = run()
+    assert h.step == [0, 3]
+    for name in ("loss", "grad_norm", "train_accuracy", "test_accuracy", "zero_fraction"):
+        assert len(getattr(h, name)) == 2, name
+    assert h.steps_run == 6 and h.diverged_at is None
+    assert 0.0 <= h.final_test_accuracy <= 1.0
+    assert np.isfinite(h.final_loss) and h.final_grad_norm > 0
+    d = h.as_dict()
+    assert d["config"]["steps"] == 6 and d["step"] == [0, 3]
+
+
+def test_same_seed_same_history():
+    a, b = run(seed=5).as_dict(), run(seed=5).as_dict()
+    assert a == b
+    c = run(seed=6).as_dict()
+    assert c["loss"] != a["loss"]
+
+
+def test_keras_model_trains_deterministically():
+    a = run(model=models.layers_cnn(seed=1), steps=4, eval_every=2)
+    b = run(model=models.layers_cnn(seed=1), steps=4, eval_every=2)
+    assert a.as_dict() == b.as_dict()
+
+
+def test_step_is_traced_once():
+    short = run(steps=2, eval_every=1)
+    long = run(steps=12, eval_every=4)
+    assert short.traces == 1
+    assert long.traces == 1
+
+
+def test_batches_identical_across_runs_and_cover_each_epoch():
+    t1 = train.batch_table(96, 16, 12, seed=0)
+    t2 = train.batch_table(96, 16, 12, seed=0)
+    np.testing.assert_array_equal(t1, t2)
+    assert t1.shape == (12, 16) and t1.dtype == np.int32
+    first_epoch = t1[:6].ravel()
+    assert sorted(first_epoch) == list(range(96))
+
+
+def test_divergence_is_recorded_not_raised():
+    h = run(model=models.RawCNN(init_stddev=1.0, seed=0), loss=manual_sum_eps0, steps=9)
+    assert h.diverged_at == 0
+    assert h.steps_run == 0
+    assert h.step == [0]  # stopped at the first evaluation boundary
+    assert np.isnan(h.final_loss)
+    assert 0.0 <= h.final_test_accuracy <= 1.0  # weights untouched by the NaN update
+
+
+def test_saturated_network_has_exactly_zero_softmax_outputs():
+    h = run(model=models.RawCNN(init_stddev=1.0, seed=0), steps=3)
+    assert h.zero_fraction[0] > 0.5
+
+
+def test_sgd_by_name():
+    h = run(optimizer="sgd", learning_rate=0.01)
+    assert h.config["optimizer"] == "sgd" and h.steps_run == 6
+
+
+@pytest.mark.parametrize(
+    ("kw", "message"),
+    [
+        ({"steps": 0}, "steps must be a positive integer"),
+        ({"steps": -3}, "steps must be a positive integer"),
+        ({"batch_size": 97}, r"batch_size must be an integer in \[1, 96\]"),
+        ({"batch_size": 0}, "batch_size"),
+        ({"eval_every": 0}, "eval_every"),
+        ({"loss": "nope"}, "unknown loss method 'nope'"),
+        ({"loss": 3}, "loss must be a callable"),
+        ({"optimizer": "rmsprop"}, "unknown optimizer 'rmsprop'"),
+    ],
+)
+def test_bad_arguments(kw, message):
+    with pytest.raises(ValueError, match=message):
+        run(**kw)
+
+
+def test_make_loss_arguments():
+    with pytest.raises(ValueError, match="unknown loss method"):
+        train.make_loss("cross")
+    with pytest.raises(ValueError, match="reduction"):
+        train.make_loss("fused", reduction="max")
+    with pytest.raises(ValueError, match="epsilon"):
+        train.make_loss("fused", epsilon=1e-10)
