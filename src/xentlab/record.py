@@ -35,15 +35,14 @@ def run_dir() -> Path:
     return Path(os.environ.get(RUN_DIR_ENV) or SCRATCH_DIR)
 
 
-def start(notebook: str) -> Path:
-    """Name the notebook whose records follow, clear its previous records; return the run folder."""
+def start(notebook: str) -> None:
+    """Name the notebook whose records follow and clear its previous records."""
     global _notebook
     if not re.fullmatch(r"[0-9A-Za-z_]+", notebook):
         raise ValueError(f"notebook name must be letters, digits and '_', got {notebook!r}")
     _notebook = notebook
     for sub in ("claims", "metrics"):
         (run_dir() / sub / f"{notebook}.json").unlink(missing_ok=True)
-    return run_dir()
 
 
 def _current() -> str:

@@ -16,6 +16,8 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -78,6 +80,27 @@ def notebook_parameters(
     return params
 
 
+@contextmanager
+def kernel_stderr_to(log: Path) -> Iterator[None]:
+    """Send file descriptor 2 (inherited by the kernels started inside) to ``log``.
+
+    TensorFlow 2.21 writes its oneDNN notice to stderr before absl logging is initialised, where
+    ``TF_CPP_MIN_LOG_LEVEL`` cannot silence it; the kernel's C-level stderr is kept in the run's
+    ``logs/`` instead of cluttering the terminal (Python-level stderr is still in the notebook).
+    """
+    log.parent.mkdir(parents=True, exist_ok=True)
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with open(log, "ab") as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
 def _execute(notebook: Path, output: Path, params: Params, run_dir: Path) -> None:
     import papermill
     from papermill.exceptions import PapermillExecutionError
@@ -85,14 +108,15 @@ def _execute(notebook: Path, output: Path, params: Params, run_dir: Path) -> Non
     os.environ[RUN_DIR_ENV] = str(run_dir)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
-        papermill.execute_notebook(
-            str(notebook),
-            str(output),
-            parameters=params,
-            kernel_name=KERNEL,
-            cwd=str(notebook.parent),
-            progress_bar=False,
-        )
+        with kernel_stderr_to(run_dir / "logs" / f"{notebook.stem}.stderr.log"):
+            papermill.execute_notebook(
+                str(notebook),
+                str(output),
+                parameters=params,
+                kernel_name=KERNEL,
+                cwd=str(notebook.parent),
+                progress_bar=False,
+            )
     except PapermillExecutionError as err:
         raise ReportError(
             f"{notebook.stem}: cell {err.cell_index} (execution count {err.exec_count}) raised "
@@ -323,9 +347,11 @@ def execute_in_place(notebooks: list[Path]) -> None:
         print(f"[{i}/{len(notebooks)}] {path.stem} ...", flush=True)
         start = time.perf_counter()
         nb = nbformat.read(path, as_version=4)
-        NotebookClient(
-            nb, kernel_name=KERNEL, timeout=None, resources={"metadata": {"path": str(path.parent)}}
-        ).execute()
+        with kernel_stderr_to(SCRATCH_DIR / "logs" / f"{path.stem}.stderr.log"):
+            NotebookClient(
+                nb, kernel_name=KERNEL, timeout=None,
+                resources={"metadata": {"path": str(path.parent)}},
+            ).execute()
         nbformat.write(nb, path)
         print(f"[{i}/{len(notebooks)}] {path.stem} done in {time.perf_counter() - start:.1f} s")
     sys.stdout.flush()
