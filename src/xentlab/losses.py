@@ -1,0 +1,263 @@
+"""The cross-entropy formulations that five TensorFlow Q&A documents compare.
+
+Every loss is per-example (unreduced) and takes its arguments in TensorFlow's order,
+``(labels, logits)``. The documents:
+
+* 000 -- why ``reduce_mean`` over ``sparse_softmax_cross_entropy_with_logits``
+* 001 -- manual softmax + cross-entropy vs ``softmax_cross_entropy_with_logits`` (16.478533)
+* 002 -- MNIST CNN: ``log(softmax + 1e-10)`` collapses to 10 %, log_softmax / fused reach 98.7 %
+* 003 -- sigmoid vs softmax vs sparse softmax cross-entropy
+* 004 -- Keras 2 ``categorical_crossentropy``: from_logits, epsilon clipping, renormalisation, no 1/N
+
+Shapes: ``[..., C]`` logits give ``[...]`` losses (the class axis removed); "batch" below means
+those leading dimensions. Floating dtypes float16, bfloat16, float32 and float64 all run through
+TensorFlow's own kernels: on CPU in TF 2.21 the fused softmax, sparse softmax and sigmoid kernels
+all accept float16 and bfloat16 and return that dtype, so nothing is upcast here.
+
+Bad input raises ``ValueError`` naming the problem. Static checks (dtype, rank, shape) run
+always, also while ``tf.function`` traces; checks on label *values* run only where the values
+are known (eager tensors, NumPy arrays, lists, constants).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+from tensorflow.types.experimental import TensorLike
+
+__all__ = [
+    "METHODS",
+    "SIGMOID_METHODS",
+    "keras2_categorical_crossentropy",
+    "reference_softmax_cross_entropy",
+    "sigmoid_cross_entropy",
+    "softmax_cross_entropy",
+    "sparse_softmax_cross_entropy",
+]
+
+#: The softmax cross-entropy formulations of documents 001 and 002.
+METHODS: tuple[str, ...] = ("manual", "log_softmax", "fused")
+#: The sigmoid cross-entropy formulations of document 003.
+SIGMOID_METHODS: tuple[str, ...] = ("manual", "fused")
+
+
+def _fmt_shape(shape: tf.TensorShape) -> str:
+    if shape.rank is None:
+        return "<unknown rank>"
+    return "[" + ", ".join("None" if d is None else str(d) for d in shape.as_list()) + "]"
+
+
+def _check_method(method: str, valid: tuple[str, ...]) -> None:
+    if method not in valid:
+        raise ValueError(f"unknown method {method!r}; expected one of {valid}")
+
+
+def _check_epsilon(epsilon: float) -> None:
+    if not epsilon >= 0:  # also rejects NaN
+        raise ValueError(f"epsilon must be non-negative, got {epsilon}")
+
+
+def _floating(x: TensorLike, name: str, min_rank: int = 1) -> tf.Tensor:
+    x = tf.convert_to_tensor(x)
+    if not x.dtype.is_floating:
+        raise ValueError(f"{name} must be floating point, got {x.dtype.name}")
+    if x.shape.rank is not None and x.shape.rank < min_rank:
+        raise ValueError(
+            f"{name} must have at least {min_rank} axis (the classes), got shape {_fmt_shape(x.shape)}"
+        )
+    return x
+
+
+def _dense_labels(labels: TensorLike, logits: tf.Tensor, name: str = "labels") -> tf.Tensor:
+    """Convert ``labels`` to a tensor of ``logits``' shape and dtype."""
+    labels = tf.convert_to_tensor(labels)
+    if not (labels.dtype.is_floating or labels.dtype.is_integer or labels.dtype.is_bool):
+        raise ValueError(f"{name} must be numeric, got {labels.dtype.name}")
+    if not labels.shape.is_compatible_with(logits.shape):
+        raise ValueError(
+            f"{name} and logits must have the same shape, got {name} "
+            f"{_fmt_shape(labels.shape)} and logits {_fmt_shape(logits.shape)}"
+        )
+    return tf.cast(labels, logits.dtype)
+
+
+def _check_axis(axis: int, rank: int | None) -> None:
+    if rank is not None and not -rank <= axis < rank:
+        raise ValueError(f"axis {axis} is out of range for logits of rank {rank}")
+
+
+def softmax_cross_entropy(
+    labels: TensorLike,
+    logits: TensorLike,
+    *,
+    method: str = "fused",
+    epsilon: float = 0.0,
+    axis: int = -1,
+) -> tf.Tensor:
+    """Softmax cross-entropy per example (documents 001, 002, 003).
+
+    Args:
+        labels: ``[..., C]`` class probabilities (one-hot or soft), same shape as ``logits``;
+            cast to ``logits``' dtype.
+        logits: ``[..., C]`` unnormalised scores, floating point (float16/bfloat16/32/64).
+        method: one of :data:`METHODS`:
+
+            * ``"manual"``: ``-reduce_sum(labels * log(softmax(logits) + epsilon), axis)``,
+              exactly as documents 001 and 002 write it. Where softmax underflows to 0 the
+              loss is ``inf`` (true class) or ``NaN`` (``0 * log(0)`` on a zero-label class)
+              and the gradient is NaN; with ``epsilon > 0`` it is capped at ``-log(epsilon)``
+              and its gradient there is exactly 0 (TF's SIMD log makes the float32 cap
+              23.025852 in full packets, 23.02585 elsewhere). ``epsilon`` is converted to the
+              logits' dtype, so 1e-10 becomes 0 in float16 and the cap disappears. Softmax
+              underflows at a logit gap of about 17.5 in float16, 86.75 in float32 and
+              bfloat16 (TF flushes denormals on CPU), 708.5 in float64.
+              Under ``tf.function`` Grappler's arithmetic optimizer rewrites
+              ``log(softmax(x) + 0)`` into ``log_softmax(x)`` when nothing else uses the
+              softmax: a forward-only graph with ``epsilon=0`` returns a finite loss; a graph
+              that also takes the gradient keeps ``inf`` and the NaN gradient.
+            * ``"log_softmax"``: ``-reduce_sum(labels * tf.nn.log_softmax(logits, axis), axis)``.
+            * ``"fused"``: ``tf.nn.softmax_cross_entropy_with_logits(labels, logits, axis=axis)``.
+        epsilon: added inside the log by ``"manual"`` only (ignored by the others); >= 0.
+        axis: the class axis.
+
+    Returns:
+        ``logits.shape`` without ``axis``, in ``logits``' dtype.
+    """
+    _check_method(method, METHODS)
+    _check_epsilon(epsilon)
+    logits = _floating(logits, "logits")
+    labels = _dense_labels(labels, logits)
+    _check_axis(axis, logits.shape.rank)
+    if method == "manual":
+        return -tf.reduce_sum(
+            labels * tf.math.log(tf.nn.softmax(logits, axis=axis) + epsilon), axis
+        )
+    if method == "log_softmax":
+        return -tf.reduce_sum(labels * tf.nn.log_softmax(logits, axis=axis), axis)
+    return tf.nn.softmax_cross_entropy_with_logits(labels=labels, logits=logits, axis=axis)
+
+
+def sparse_softmax_cross_entropy(labels: TensorLike, logits: TensorLike) -> tf.Tensor:
+    """``tf.nn.sparse_softmax_cross_entropy_with_logits`` per example (documents 000, 003).
+
+    Args:
+        labels: ``[batch]`` integer class indices in ``[0, C)`` (checked when the values are
+            known; under ``tf.function`` TF's CPU kernel raises ``InvalidArgumentError``
+            instead, and GPU kernels return NaN).
+        logits: ``[batch, C]`` floating point.
+
+    Returns:
+        ``[batch]`` in ``logits``' dtype; equal to the dense loss on ``one_hot(labels)``.
+    """
+    logits = _floating(logits, "logits")
+    labels = tf.convert_to_tensor(labels)
+    if not labels.dtype.is_integer:
+        raise ValueError(f"labels must be integer class indices, got {labels.dtype.name}")
+    expected = logits.shape[:-1]
+    if not labels.shape.is_compatible_with(expected):
+        hint = ""
+        if (
+            labels.shape.rank is not None
+            and labels.shape.rank == expected.rank + 1
+            and labels.shape[:-1].is_compatible_with(expected)
+            and labels.shape[-1] in (1, None)
+        ):
+            hint = "; squeeze the last axis (tf.squeeze(labels, -1))"
+        raise ValueError(
+            f"labels must have shape [batch] = {_fmt_shape(expected)} (logits' shape without "
+            f"the class axis), got {_fmt_shape(labels.shape)}{hint}"
+        )
+    num_classes = logits.shape[-1]
+    values = tf.get_static_value(labels)
+    if values is not None and num_classes is not None:
+        bad = values[(values < 0) | (values >= num_classes)]
+        if bad.size:
+            raise ValueError(
+                f"label value {bad.flat[0]} is outside the valid range [0, {num_classes}) "
+                f"(num_classes = logits.shape[-1] = {num_classes})"
+            )
+    if labels.dtype not in (tf.int32, tf.int64):  # the kernel takes only these two
+        labels = tf.cast(labels, tf.int64)
+    return tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
+
+
+def sigmoid_cross_entropy(
+    labels: TensorLike, logits: TensorLike, *, method: str = "fused"
+) -> tf.Tensor:
+    """Element-wise sigmoid (binary) cross-entropy (document 003).
+
+    Args:
+        labels: targets ``z`` in [0, 1], same shape as ``logits``; cast to its dtype.
+        logits: ``x``, any shape, floating point.
+        method: one of :data:`SIGMOID_METHODS`:
+
+            * ``"fused"``: ``tf.nn.sigmoid_cross_entropy_with_logits``, the stable
+              ``max(x, 0) - x * z + log(1 + exp(-|x|))``.
+            * ``"manual"``: ``-(z * log(sigmoid(x)) + (1 - z) * log(1 - sigmoid(x)))``
+              exactly. Once ``sigmoid(x)`` rounds to 1 (x >= 16.75 in float32) or to 0
+              (x <= -87.5) one log is ``-inf``: the loss is ``inf`` for a soft label or a
+              wrong hard label, and ``NaN`` (``0 * -inf``) for a correct hard label.
+
+    Returns:
+        ``logits``' shape and dtype.
+    """
+    _check_method(method, SIGMOID_METHODS)
+    logits = _floating(logits, "logits", min_rank=0)
+    labels = _dense_labels(labels, logits)
+    if method == "manual":
+        p = tf.math.sigmoid(logits)
+        return -(labels * tf.math.log(p) + (1 - labels) * tf.math.log(1 - p))
+    return tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=logits)
+
+
+def keras2_categorical_crossentropy(
+    target: TensorLike,
+    output: TensorLike,
+    *,
+    from_logits: bool = False,
+    epsilon: float = 1e-7,
+) -> tf.Tensor:
+    """Keras 2's backend ``categorical_crossentropy`` as document 004 quotes it.
+
+    Without ``from_logits``, ``output`` is renormalised to sum to 1 along the last axis,
+    clipped to ``[epsilon, 1 - epsilon]`` (so the loss is capped at ``-log(epsilon)``, about
+    16.118095 in float32, and its gradient is 0 beyond the clip), and
+    ``-reduce_sum(target * log(output), -1)`` is returned; no 1/N (the mean is the caller's).
+    With ``from_logits`` it is ``tf.nn.softmax_cross_entropy_with_logits``. (Real Keras 2
+    also, in graph mode, reached back through a ``Softmax`` op to its logits; that trick is
+    not reproduced here.)
+
+    Args:
+        target: ``[batch, C]`` class probabilities; cast to ``output``'s dtype.
+        output: ``[batch, C]`` probabilities (or logits with ``from_logits=True``), floating.
+        from_logits: whether ``output`` holds logits.
+        epsilon: the clip, in ``[0, 0.5)``; converted to ``output``'s dtype.
+
+    Returns:
+        ``[batch]`` in ``output``'s dtype.
+    """
+    _check_epsilon(epsilon)
+    if epsilon >= 0.5:
+        raise ValueError(
+            f"epsilon must be < 0.5 so that [epsilon, 1 - epsilon] is not empty, got {epsilon}"
+        )
+    output = _floating(output, "output")
+    target = _dense_labels(target, output, name="target")
+    if from_logits:
+        return tf.nn.softmax_cross_entropy_with_logits(labels=target, logits=output)
+    output = output / tf.reduce_sum(output, axis=-1, keepdims=True)
+    output = tf.clip_by_value(output, epsilon, 1.0 - epsilon)
+    return -tf.reduce_sum(target * tf.math.log(output), axis=-1)
+
+
+def reference_softmax_cross_entropy(labels: TensorLike, logits: TensorLike) -> np.ndarray:
+    """Float64 NumPy oracle: ``-sum(labels * (z - max - log(sum(exp(z - max)))), -1)``.
+
+    Accepts array-likes and tensors of any dtype and computes in float64 (log-sum-exp, so it
+    never overflows for finite logits). ``[..., C]`` in, ``[...]`` float64 out.
+    """
+    z = np.asarray(logits, dtype=np.float64)
+    y = np.asarray(labels, dtype=np.float64)
+    shifted = z - np.max(z, axis=-1, keepdims=True)
+    log_softmax = shifted - np.log(np.sum(np.exp(shifted), axis=-1, keepdims=True))
+    return -np.sum(y * log_softmax, axis=-1)

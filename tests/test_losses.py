@@ -1,0 +1,564 @@
+"""Tests for xentlab.losses: the documents' numbers, a float64 oracle, failure modes, bad input."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from xentlab.losses import (
+    METHODS,
+    SIGMOID_METHODS,
+    keras2_categorical_crossentropy,
+    reference_softmax_cross_entropy,
+    sigmoid_cross_entropy,
+    softmax_cross_entropy,
+    sparse_softmax_cross_entropy,
+)
+
+SETTINGS = settings(max_examples=50, deadline=None)
+DTYPES = [tf.float16, tf.bfloat16, tf.float32, tf.float64]
+DTYPE_IDS = [d.name for d in DTYPES]
+#: Unit roundoff of each dtype (half the spacing at 1): 2**-11, 2**-8, 2**-24, 2**-53.
+UNIT_ROUNDOFF = {
+    tf.float16: 2.0**-11,
+    tf.bfloat16: 2.0**-8,
+    tf.float32: 2.0**-24,
+    tf.float64: 2.0**-53,
+}
+#: Tolerance factor on top of roundoff x scale. A handful of roundings (subtract max, exp, sum,
+#: log, multiply, sum over <= 6 classes), each <= one roundoff of the term's magnitude; observed
+#: worst case ~2 over 1500 examples per dtype, so 8 leaves a 4x margin. The float64 case also
+#: absorbs the oracle's own rounding.
+FACTOR = 8
+#: Smallest normal number of each dtype (NumPy's finfo does not know bfloat16).
+TINY = {tf.float16: 2.0**-14, tf.bfloat16: 2.0**-126, tf.float32: 2.0**-126, tf.float64: 2.0**-1022}
+
+# Document 001's toy problem.
+DOC001_LOGITS = [[1, 2, 3], [1, 2, 3], [1, 2, 3], [7, 4, 5], [7, 88, 5]]
+DOC001_LABELS = [[0, 0, 1], [0, 0, 1], [0, 0, 1], [1, 0, 0], [1, 0, 0]]
+
+
+def _cast(x, dtype: tf.DType) -> tf.Tensor:
+    return tf.cast(tf.constant(np.asarray(x, dtype=np.float64)), dtype)
+
+
+def _f64(t: tf.Tensor) -> np.ndarray:
+    return tf.cast(t, tf.float64).numpy()
+
+
+def _tol(dtype: tf.DType, logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Per-row absolute tolerance: FACTOR x roundoff x the magnitude of the row's terms.
+
+    Every log-softmax entry is ``(z - max) - log(sum)``, so the terms are bounded by the row's
+    logit range plus ``log(C)``; the loss weighs them by ``sum(labels)``.
+    """
+    span = np.ptp(logits, axis=-1) + np.log(logits.shape[-1]) + 1
+    weight = np.maximum(1.0, np.abs(labels).sum(-1))
+    return FACTOR * UNIT_ROUNDOFF[dtype] * span * weight
+
+
+def _assert_within(got: np.ndarray, want: np.ndarray, tol: np.ndarray) -> None:
+    err = np.abs(got - want)
+    assert np.all(err <= tol), f"err {err} > tol {tol}; got {got}, want {want}"
+
+
+# Rows: ordinary logits, huge magnitudes (gaps up to 2e4), and all-equal rows.
+_ELEMENT = st.one_of(st.floats(-30, 30), st.floats(-1e4, 1e4), st.sampled_from([-1e4, 0.0, 1e4]))
+
+
+@st.composite
+def problems(draw, soft: bool = True):
+    """(logits [B, C] float64, labels [B, C] float64, classes [B] int) with B <= 4, C <= 6."""
+    batch, n = draw(st.integers(1, 4)), draw(st.integers(2, 6))
+    rows = []
+    for _ in range(batch):
+        if draw(st.booleans()):
+            rows.append(draw(st.lists(_ELEMENT, min_size=n, max_size=n)))
+        else:
+            rows.append([draw(st.floats(-1e4, 1e4))] * n)
+    classes = np.array(draw(st.lists(st.integers(0, n - 1), min_size=batch, max_size=batch)))
+    if soft and draw(st.booleans()):
+        weights = draw(
+            st.lists(
+                st.lists(st.floats(0, 1), min_size=n, max_size=n), min_size=batch, max_size=batch
+            )
+        )
+        w = np.array(weights) + 1e-3
+        labels = w / w.sum(-1, keepdims=True)
+    else:
+        labels = np.eye(n)[classes]
+    return np.array(rows, dtype=np.float64), labels, classes
+
+
+ADVERSARIAL = (
+    np.array([[1e4, -1e4, 0.0], [5.0, 5.0, 5.0], [-1e4, -1e4, -1e4], [1.0, 1000.0, 2.0]]),
+    np.eye(3)[[1, 0, 2, 0]],
+    np.array([1, 0, 2, 0]),
+)
+
+
+# --- the documents' exact numbers -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_document_001_toy_mean_is_16_478533(method):
+    logits = np.array(DOC001_LOGITS, dtype=np.float32)
+    labels = np.array(DOC001_LABELS, dtype=np.float32)
+    loss = softmax_cross_entropy(labels, logits, method=method)
+    assert loss.shape == (5,) and loss.dtype == tf.float32
+    mean = tf.reduce_mean(loss).numpy()
+    assert str(np.float32(mean)) == "16.478533"
+
+
+def test_document_002_toy_log_of_softmax_plus_1e_10():
+    logits = tf.constant([1.0, 1000.0])
+    softmax = tf.nn.softmax(logits).numpy()
+    np.testing.assert_array_equal(softmax, [0.0, 1.0])
+    assert str(np.float32(tf.reduce_sum(tf.math.log(softmax + 1e-10)).numpy())) == "-23.02585"
+    assert tf.reduce_sum(tf.nn.log_softmax(logits)).numpy() == -999.0
+    # Through the loss functions (label on the losing class 0):
+    labels = [[1.0, 0.0]]
+    manual = softmax_cross_entropy(labels, [[1.0, 1000.0]], method="manual", epsilon=1e-10)
+    assert str(np.float32(manual.numpy()[0])) == "23.02585"
+    for method in ("log_softmax", "fused"):
+        assert softmax_cross_entropy(labels, [[1.0, 1000.0]], method=method).numpy()[0] == 999.0
+
+
+# --- stable forms against the float64 oracle --------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+@pytest.mark.parametrize("method", ["log_softmax", "fused"])
+@SETTINGS
+@given(problem=problems())
+@example(problem=ADVERSARIAL)
+def test_stable_methods_match_float64_oracle(method, dtype, problem):
+    logits, labels, _ = problem
+    z, y = _cast(logits, dtype), _cast(labels, dtype)
+    got = softmax_cross_entropy(y, z, method=method)
+    assert got.dtype == dtype and got.shape == (len(logits),)
+    # The oracle sees the same dtype-rounded inputs, so only the computation's error is measured.
+    zq, yq = _f64(z), _f64(y)
+    _assert_within(_f64(got), reference_softmax_cross_entropy(yq, zq), _tol(dtype, zq, yq))
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+@pytest.mark.parametrize("method", ["log_softmax", "fused"])
+@SETTINGS
+@given(problem=problems())
+@example(problem=ADVERSARIAL)
+def test_stable_gradient_is_softmax_minus_labels(method, dtype, problem):
+    logits, labels, _ = problem
+    z, y = _cast(logits, dtype), _cast(labels, dtype)
+    with tf.GradientTape() as tape:
+        tape.watch(z)
+        loss = softmax_cross_entropy(y, z, method=method)
+    grad = _f64(tape.gradient(loss, z))
+    zq, yq = _f64(z), _f64(y)
+    p = np.exp(zq - zq.max(-1, keepdims=True))
+    p /= p.sum(-1, keepdims=True)
+    want = yq.sum(-1, keepdims=True) * p - yq  # = softmax - labels when labels sum to 1
+    # Entries are in [-1, 1]; each softmax entry p carries relative error ~ roundoff x |z - max|,
+    # i.e. absolute error <= roundoff x max_t(t e^-t) < roundoff, so FACTOR x roundoff suffices.
+    tol = FACTOR * UNIT_ROUNDOFF[dtype] * np.maximum(1.0, np.abs(yq).sum(-1, keepdims=True))
+    _assert_within(grad, want, tol)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+@SETTINGS
+@given(problem=problems(soft=False))
+@example(problem=ADVERSARIAL)
+def test_sparse_equals_one_hot_dense(dtype, problem):
+    logits, labels, classes = problem
+    z = _cast(logits, dtype)
+    sparse = sparse_softmax_cross_entropy(classes, z)
+    dense = softmax_cross_entropy(labels, z, method="fused")
+    assert sparse.dtype == dtype and sparse.shape == dense.shape == (len(classes),)
+    zq = _f64(z)
+    _assert_within(_f64(sparse), _f64(dense), _tol(dtype, zq, labels))
+    _assert_within(
+        _f64(sparse), reference_softmax_cross_entropy(labels, zq), _tol(dtype, zq, labels)
+    )
+
+
+# --- manual: the documented failure ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+@SETTINGS
+@given(problem=problems(soft=False))
+@example(problem=ADVERSARIAL)
+def test_manual_fails_exactly_where_softmax_underflows(dtype, problem):
+    logits, labels, classes = problem
+    z, y = _cast(logits, dtype), _cast(labels, dtype)
+    p = _f64(tf.nn.softmax(z))
+    rows = np.arange(len(classes))
+    true_zero = p[rows, classes] == 0
+    off_zero = ((p == 0) & (labels == 0)).any(-1)  # 0 * log(0) = NaN on a zero-label class
+
+    loss = _f64(softmax_cross_entropy(y, z, method="manual"))
+    np.testing.assert_array_equal(np.isnan(loss), off_zero)
+    np.testing.assert_array_equal(np.isposinf(loss), true_zero & ~off_zero)
+    # Where every probability is a normal number, manual is as accurate as the stable forms.
+    normal = (p >= TINY[dtype]).all(-1)
+    zq = _f64(z)
+    want = reference_softmax_cross_entropy(labels, zq)
+    _assert_within(loss[normal], want[normal], _tol(dtype, zq, labels)[normal])
+
+    capped = _f64(softmax_cross_entropy(y, z, method="manual", epsilon=1e-10))
+    if dtype == tf.float16:
+        # 1e-10 rounds to 0 in float16 (smallest subnormal ~6e-8): the cap disappears.
+        np.testing.assert_array_equal(capped, loss)
+    else:
+        assert np.all(np.isfinite(capped))
+        # Capped at -log(epsilon) in the dtype, to within one ulp: TF's CPU log is 1 ulp off
+        # in full SIMD packets (float32 23.025852 instead of 23.02585, see the test below).
+        cap = -_f64(tf.math.log(tf.constant(1e-10, dtype)))
+        assert np.all(np.abs(capped[true_zero] - cap) <= 2 * UNIT_ROUNDOFF[dtype] * cap)
+        if dtype == tf.float32:
+            assert str(np.float32(cap)) == "23.02585"
+
+
+def test_manual_gradient_at_saturation():
+    logits = tf.constant([[1.0, 1000.0]])
+    labels = tf.constant([[1.0, 0.0]])
+    for epsilon, check in ((1e-10, lambda g: np.all(g == 0)), (0.0, lambda g: np.all(np.isnan(g)))):
+        with tf.GradientTape() as tape:
+            tape.watch(logits)
+            loss = softmax_cross_entropy(labels, logits, method="manual", epsilon=epsilon)
+        grad = tape.gradient(loss, logits).numpy()
+        assert check(grad), (epsilon, grad)
+
+
+@pytest.mark.parametrize(
+    ("dtype", "gap", "finite"),
+    [
+        (tf.float16, 17.0, True),
+        (tf.float16, 18.0, False),  # float16 softmax underflows at a gap of ~17.5 ...
+        (tf.bfloat16, 86.0, True),
+        (tf.bfloat16, 88.0, False),
+        (tf.float32, 86.0, True),
+        (tf.float32, 88.0, False),  # ... float32 at ~86.75 (denormals are flushed on CPU) ...
+        (tf.float64, 708.0, True),
+        (tf.float64, 710.0, False),  # ... float64 at ~708.5.
+    ],
+)
+def test_manual_underflow_gap_per_dtype(dtype, gap, finite):
+    loss = softmax_cross_entropy(
+        _cast([[1.0, 0.0]], dtype), _cast([[0.0, gap]], dtype), method="manual"
+    )
+    # (float16 at gap 17 is finite but inaccurate: softmax is the subnormal 6e-8, loss 16.64.)
+    assert bool(np.isfinite(_f64(loss))[0]) == finite
+    capped = softmax_cross_entropy(
+        _cast([[1.0, 0.0]], dtype), _cast([[0.0, gap]], dtype), method="manual", epsilon=1e-10
+    )
+    # epsilon=1e-10 rounds to 0 in float16, so it does not help there.
+    assert bool(np.isfinite(_f64(capped))[0]) == (finite or dtype != tf.float16)
+
+
+def test_manual_cap_is_one_ulp_off_in_simd_packets():
+    """Pinned TF behaviour: the cap's exact digits depend on where the element sits.
+
+    TF's vectorised CPU log returns -23.025852 for 1e-10 (1 ulp from the correctly rounded
+    -23.02585 that NumPy and the scalar tail give). Document 002's two-element toy takes the
+    scalar path; a [50, 10] MNIST batch puts nearly every element in a full packet.
+    """
+    logits = np.tile(np.float32([1.0, 1000.0]), (8, 1))  # 16 elements
+    labels = np.tile(np.float32([1.0, 0.0]), (8, 1))
+    capped = softmax_cross_entropy(labels, logits, method="manual", epsilon=1e-10).numpy()
+    assert {str(v) for v in capped} <= {"23.02585", "23.025852"}
+    single = softmax_cross_entropy(labels[:1], logits[:1], method="manual", epsilon=1e-10)
+    assert str(single.numpy()[0]) == "23.02585"
+
+
+def test_manual_under_tf_function_grappler_rewrites_log_softmax():
+    """Pinned TF behaviour: in a graph, Grappler's arithmetic optimizer turns
+    log(softmax(x) + 0) into log_softmax(x) -- but only when nothing else (a gradient) needs
+    the softmax, so evaluation-only graphs see a finite loss and training graphs do not."""
+    logits = tf.constant([[1.0, 1000.0]])
+    labels = tf.constant([[1.0, 0.0]])
+
+    @tf.function
+    def value(epsilon):
+        return softmax_cross_entropy(labels, logits, method="manual", epsilon=epsilon)
+
+    assert value(0.0).numpy()[0] == 999.0  # eager gives inf
+    assert str(value(1e-10).numpy()[0]) == "23.02585"  # no rewrite with a real epsilon
+
+    @tf.function
+    def value_and_grad(epsilon):
+        with tf.GradientTape() as tape:
+            tape.watch(logits)
+            loss = softmax_cross_entropy(labels, logits, method="manual", epsilon=epsilon)
+        return loss, tape.gradient(loss, logits)
+
+    loss, grad = value_and_grad(0.0)
+    assert loss.numpy()[0] == np.inf  # as in eager
+    assert np.all(np.isnan(grad.numpy()))
+    loss, grad = value_and_grad(1e-10)
+    assert str(np.float32(loss.numpy()[0])) == "23.02585"  # no rewrite with a real epsilon
+    assert np.all(grad.numpy() == 0)
+
+
+# --- shapes, axis, dtypes, input kinds -------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("axis", [0, 1, -1])
+def test_axis_and_shape(method, axis):
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(2, 3, 4)).astype(np.float32)
+    labels = np.moveaxis(
+        np.eye(logits.shape[axis])[
+            rng.integers(0, logits.shape[axis], size=np.delete(logits.shape, axis))
+        ],
+        -1,
+        axis,
+    ).astype(np.float32)
+    got = softmax_cross_entropy(labels, logits, method=method, axis=axis).numpy()
+    want = reference_softmax_cross_entropy(
+        np.moveaxis(labels, axis, -1), np.moveaxis(logits, axis, -1)
+    )
+    assert got.shape == want.shape
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_inputs_may_be_lists_numpy_or_tensors():
+    want = reference_softmax_cross_entropy(DOC001_LABELS, DOC001_LOGITS)
+    logits = [[float(v) for v in row] for row in DOC001_LOGITS]
+    for labels in (DOC001_LABELS, np.array(DOC001_LABELS), tf.constant(DOC001_LABELS)):
+        got = softmax_cross_entropy(labels, logits).numpy()  # int labels are cast to float32
+        np.testing.assert_allclose(got, want, rtol=1e-6)
+    sparse = sparse_softmax_cross_entropy(np.argmax(DOC001_LABELS, -1).astype(np.uint8), logits)
+    np.testing.assert_allclose(sparse.numpy(), want, rtol=1e-6)
+
+
+def test_reference_is_float64_for_any_input():
+    got = reference_softmax_cross_entropy(tf.constant([[0.0, 1.0]], tf.bfloat16), [[1e4, 0]])
+    assert got.dtype == np.float64
+    assert got[0] == 1e4
+
+
+# --- sigmoid ---------------------------------------------------------------------------------
+
+
+@SETTINGS
+@given(
+    x=st.lists(st.floats(-5, 5), min_size=1, max_size=8),
+    z=st.lists(st.floats(0, 1), min_size=8, max_size=8),
+)
+def test_sigmoid_manual_equals_fused_for_moderate_x(x, z):
+    z = z[: len(x)]
+    fused = sigmoid_cross_entropy(z, np.float32(x)).numpy()
+    manual = sigmoid_cross_entropy(z, np.float32(x), method="manual").numpy()
+    # log(1 - sigmoid(x)) loses ~roundoff / (1 - sigmoid(5)) ~ 1e-5 absolutely at x = 5.
+    tol = FACTOR * UNIT_ROUNDOFF[tf.float32] / (1 - 1 / (1 + math.exp(-5)))
+    np.testing.assert_allclose(manual, fused, rtol=0, atol=tol)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+@SETTINGS
+@given(
+    x=st.lists(st.floats(-200, 200), min_size=1, max_size=8),
+    z=st.lists(st.sampled_from([0.0, 0.25, 0.5, 1.0]), min_size=8, max_size=8),
+)
+@example(x=[-200.0, -100.0, -20.0, 0.0, 20.0, 100.0, 200.0, 17.0], z=[0.0, 1.0, 0.5] + [0.25] * 5)
+def test_sigmoid_fused_finite_manual_overflows(dtype, x, z):
+    xt, zt = _cast(x, dtype), _cast(z[: len(x)], dtype)
+    xq, zq = _f64(xt), _f64(zt)
+    fused = _f64(sigmoid_cross_entropy(zt, xt))
+    assert np.all(np.isfinite(fused))
+    want = np.maximum(xq, 0) - xq * zq + np.log1p(np.exp(-np.abs(xq)))
+    _assert_within(fused, want, FACTOR * UNIT_ROUNDOFF[dtype] * (np.abs(xq) + 1))
+    # Manual is non-finite exactly where sigmoid(x) rounds to 0 or 1 in the dtype.
+    p = _f64(tf.math.sigmoid(xt))
+    manual = _f64(sigmoid_cross_entropy(zt, xt, method="manual"))
+    saturated = (p == 0) | (p == 1)
+    np.testing.assert_array_equal(~np.isfinite(manual), saturated)
+    # NaN (0 * -inf) for the correctly classified hard label, inf otherwise.
+    nan = ((p == 1) & (zq == 1)) | ((p == 0) & (zq == 0))
+    np.testing.assert_array_equal(np.isnan(manual), nan)
+    assert np.all(manual[saturated & ~nan] == np.inf)
+
+
+def test_sigmoid_manual_float32_overflow_points():
+    x = np.float32([16.5, 17.0, 20.0, -87.0, -88.0, -200.0])
+    half = sigmoid_cross_entropy(np.full(6, 0.5), x, method="manual").numpy()
+    assert np.all(np.isfinite(half[[0, 3]])) and np.all(half[[1, 2, 4, 5]] == np.inf)
+    assert sigmoid_cross_entropy([0.0], [20.0], method="manual").numpy()[0] == np.inf
+    assert np.isnan(sigmoid_cross_entropy([1.0], [20.0], method="manual").numpy()[0])
+    assert sigmoid_cross_entropy([1.0], [-200.0], method="manual").numpy()[0] == np.inf
+    assert np.isnan(sigmoid_cross_entropy([0.0], [-200.0], method="manual").numpy()[0])
+
+
+@pytest.mark.parametrize("method", SIGMOID_METHODS)
+@pytest.mark.parametrize("shape", [(), (3,), (2, 3, 4)])
+def test_sigmoid_shape_equals_labels_shape(method, shape):
+    labels = np.random.default_rng(1).uniform(size=shape).astype(np.float32)
+    logits = np.random.default_rng(2).normal(size=shape).astype(np.float32)
+    assert sigmoid_cross_entropy(labels, logits, method=method).shape == labels.shape
+
+
+# --- Keras 2 categorical_crossentropy --------------------------------------------------------
+
+
+def test_keras2_renormalises():
+    rng = np.random.default_rng(3)
+    probs = tf.nn.softmax(rng.normal(size=(4, 5)).astype(np.float32)).numpy()
+    target = np.eye(5, dtype=np.float32)[rng.integers(0, 5, size=4)]
+    base = keras2_categorical_crossentropy(target, probs).numpy()
+    for scale in (1e-3, 0.5, 7.0, 1e3):
+        np.testing.assert_allclose(
+            keras2_categorical_crossentropy(target, probs * scale), base, rtol=1e-6
+        )
+
+
+def test_keras2_caps_at_minus_log_epsilon_with_zero_gradient():
+    target = tf.constant([[1.0, 0.0], [1.0, 0.0], [1.0, 0.0]])
+    output = tf.constant([[0.0, 1.0], [0.0, 0.5], [1e-9, 1.0]])  # all below the 1e-7 clip
+    with tf.GradientTape() as tape:
+        tape.watch(output)
+        loss = keras2_categorical_crossentropy(target, output)
+    assert [str(np.float32(v)) for v in loss.numpy()] == ["16.118095"] * 3
+    assert np.all(tape.gradient(loss, output).numpy() == 0)
+
+
+@SETTINGS
+@given(problem=problems())
+def test_keras2_from_logits_equals_fused_and_probs_agree(problem):
+    logits, labels, _ = problem
+    logits, labels = logits.astype(np.float32), labels.astype(np.float32)
+    fused = softmax_cross_entropy(labels, logits).numpy()
+    np.testing.assert_array_equal(
+        keras2_categorical_crossentropy(labels, logits, from_logits=True).numpy(), fused
+    )
+    # On probabilities the clip only bites where a probability is below 1e-7.
+    probs = tf.nn.softmax(logits).numpy()
+    ok = (probs >= 1e-6).all(-1)
+    got = keras2_categorical_crossentropy(labels, probs).numpy()
+    np.testing.assert_allclose(got[ok], fused[ok], rtol=1e-5, atol=1e-5)
+
+
+def test_keras2_matches_keras3_tensorflow_backend():
+    keras = pytest.importorskip("keras")
+    rng = np.random.default_rng(4)
+    output = rng.uniform(size=(6, 4)).astype(np.float32)
+    output[0, 0] = 0.0
+    target = np.eye(4, dtype=np.float32)[[0, 1, 2, 3, 0, 1]]
+    np.testing.assert_allclose(
+        keras2_categorical_crossentropy(target, output).numpy(),
+        keras.ops.convert_to_numpy(keras.ops.categorical_crossentropy(target, output)),
+        rtol=1e-6,
+    )
+
+
+# --- bad input -------------------------------------------------------------------------------
+
+_LOGITS = np.zeros((2, 3), np.float32)
+_ONE_HOT = np.eye(3, dtype=np.float32)[[0, 1]]
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (
+            lambda: sparse_softmax_cross_entropy([0, 3], _LOGITS),
+            r"label value 3 is outside the valid range \[0, 3\)",
+        ),
+        (
+            lambda: sparse_softmax_cross_entropy([-1, 0], _LOGITS),
+            r"label value -1 is outside the valid range \[0, 3\)",
+        ),
+        (
+            lambda: sparse_softmax_cross_entropy([[0], [1]], _LOGITS),
+            r"labels must have shape \[batch\] = \[2\].*got \[2, 1\]; squeeze the last axis",
+        ),
+        (lambda: sparse_softmax_cross_entropy([0, 1, 2], _LOGITS), r"labels must have shape"),
+        (
+            lambda: sparse_softmax_cross_entropy([0.0, 1.0], _LOGITS),
+            "labels must be integer class indices, got float32",
+        ),
+        (
+            lambda: sparse_softmax_cross_entropy([0, 1], np.zeros((2, 3), np.int32)),
+            "logits must be floating point, got int32",
+        ),
+        (
+            lambda: softmax_cross_entropy(_ONE_HOT, np.zeros((2, 3), np.int32)),
+            "logits must be floating point, got int32",
+        ),
+        (
+            lambda: softmax_cross_entropy(_ONE_HOT[:, :2], _LOGITS),
+            r"labels and logits must have the same shape, got labels \[2, 2\] and logits \[2, 3\]",
+        ),
+        (
+            lambda: softmax_cross_entropy(_ONE_HOT, _LOGITS, method="naive"),
+            r"unknown method 'naive'; expected one of \('manual', 'log_softmax', 'fused'\)",
+        ),
+        (
+            lambda: softmax_cross_entropy(_ONE_HOT, _LOGITS, method="manual", epsilon=-1e-10),
+            "epsilon must be non-negative",
+        ),
+        (lambda: softmax_cross_entropy(_ONE_HOT, _LOGITS, axis=2), "axis 2 is out of range"),
+        (lambda: softmax_cross_entropy(1.0, 0.0), "logits must have at least 1 axis"),
+        (lambda: softmax_cross_entropy(["a", "b"], [0.0, 1.0]), "labels must be numeric"),
+        (lambda: sigmoid_cross_entropy([0.0, 1.0], _LOGITS), "same shape"),
+        (
+            lambda: sigmoid_cross_entropy(_ONE_HOT, _LOGITS, method="log_softmax"),
+            r"unknown method 'log_softmax'; expected one of \('manual', 'fused'\)",
+        ),
+        (
+            lambda: sigmoid_cross_entropy(_ONE_HOT, np.zeros((2, 3), np.int64)),
+            "logits must be floating point, got int64",
+        ),
+        (
+            lambda: keras2_categorical_crossentropy(_ONE_HOT, _LOGITS, epsilon=-1.0),
+            "epsilon must be non-negative",
+        ),
+        (
+            lambda: keras2_categorical_crossentropy(_ONE_HOT, _LOGITS, epsilon=0.5),
+            "epsilon must be < 0.5",
+        ),
+        (
+            lambda: keras2_categorical_crossentropy(_ONE_HOT, [[1, 2, 3], [4, 5, 6]]),
+            "output must be floating point, got int32",
+        ),
+        (
+            lambda: keras2_categorical_crossentropy(_ONE_HOT[:1], _LOGITS),
+            "target and logits must have the same shape",
+        ),
+    ],
+)
+def test_bad_input_raises_value_error(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+def test_static_checks_run_under_tf_function_value_checks_do_not():
+    def traced(label_shape):
+        return tf.function(
+            sparse_softmax_cross_entropy,
+            input_signature=[
+                tf.TensorSpec(label_shape, tf.int32),
+                tf.TensorSpec([None, 3], tf.float32),
+            ],
+        )
+
+    with pytest.raises(ValueError, match="squeeze the last axis"):
+        traced([None, 1]).get_concrete_function()
+    dense = tf.function(
+        softmax_cross_entropy,
+        input_signature=[tf.TensorSpec([None, 3], tf.float32), tf.TensorSpec([None, 3], tf.int32)],
+    )
+    with pytest.raises(ValueError, match="logits must be floating point, got int32"):
+        dense.get_concrete_function()
+    # Label values are unknown while tracing: TF's CPU kernel rejects them itself at run time.
+    with pytest.raises(tf.errors.InvalidArgumentError, match="outside the valid range"):
+        traced([None])(tf.constant([0, 3]), tf.zeros((2, 3)))
+    np.testing.assert_allclose(
+        traced([None])(tf.constant([0, 2]), tf.zeros((2, 3))).numpy(), [math.log(3)] * 2, rtol=1e-6
+    )
