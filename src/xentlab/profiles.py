@@ -14,11 +14,16 @@ Params = dict[str, Any]
 
 PROFILES: dict[str, dict[str, Params]] = {
     "smoke": {
+        "03_log_zero_collapse": {"steps": 12, "eval_every": 4, "eval_size": 200, "sweep_steps": 8},
         "02_manual_vs_fused": {"sweep_points": 41},
+        "05_keras_categorical_crossentropy": {"steps": 3, "batch_size": 32},
     },
     "ci": {},
     "paper": {
+        "03_log_zero_collapse": {"dataset": "mnist", "steps": 20000, "eval_every": 100,
+                                 "sweep_steps": 1000},
         "02_manual_vs_fused": {"sweep_points": 2001},
+        "05_keras_categorical_crossentropy": {"steps": 2000},
     },
 }
 

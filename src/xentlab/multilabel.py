@@ -1,0 +1,249 @@
+"""The multi-label experiment of notebook 04: two-digit images, decision rules and set metrics.
+
+Document 003 (``003_104f60bfdb9941db.txt``) says: classes that are independent and not exclusive
+(several may be present) -> sigmoid cross-entropy; exclusive classes -> softmax cross-entropy.
+Notebook 04 tests that on a real multi-label task built from MNIST:
+
+- :func:`make_pairs`: an image ``[28, 56]`` is two MNIST digits side by side; its label is the
+  multi-hot set of digits present (one positive when both digits are equal, else two).
+- :func:`predict_sets`: turn per-class scores into predicted sets with a threshold rule (global or
+  per class), never predicting the empty set (top-1 is kept when nothing passes the threshold)
+  and optionally at most ``max_k`` labels.
+- :func:`choose_threshold` / :func:`choose_per_class_thresholds`: pick thresholds on a validation
+  split (never on the test split).
+- :func:`exact_set_accuracy`, :func:`f1_per_label`, :func:`macro_f1`: the metrics.
+- :func:`mlp`: the small network every loss is trained with.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import tensorflow as tf
+
+__all__ = [
+    "PairSet", "make_pairs", "predict_sets", "exact_set_accuracy", "f1_per_label", "macro_f1",
+    "choose_threshold", "choose_per_class_thresholds", "MLP", "LOSSES", "multilabel_loss",
+]
+
+NUM_CLASSES = 10
+
+
+@dataclass(frozen=True)
+class PairSet:
+    """Two-digit images and their label sets.
+
+    Attributes:
+        x: uint8 ``[n, 28, 56]``: digit ``digits[:, 0]`` on the left, ``digits[:, 1]`` on the right.
+        y: float32 multi-hot ``[n, 10]``: 1 for each digit present (row sums are 1 or 2).
+        digits: int64 ``[n, 2]``: the two digits.
+        index: int64 ``[n, 2]``: the rows of the source arrays the two halves came from.
+    """
+
+    x: np.ndarray
+    y: np.ndarray
+    digits: np.ndarray
+    index: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+
+def make_pairs(images: np.ndarray, labels: np.ndarray, n: int, *, seed: int) -> PairSet:
+    """Draw ``n`` pairs of images (independently, uniformly, with replacement) and join them.
+
+    Args:
+        images: uint8 ``[N, 28, 28]``; labels: integer ``[N]`` in ``[0, 10)``.
+        n: number of pairs (>= 1). seed: the same seed gives the same pairs.
+
+    About one pair in ten has two equal digits (a single positive label).
+    """
+    images = np.asarray(images)
+    labels = np.asarray(labels)
+    if images.ndim != 3 or images.shape[1:] != (28, 28):
+        raise ValueError(f"images must have shape [N, 28, 28], got {images.shape}")
+    if labels.shape != (len(images),):
+        raise ValueError(f"labels must have shape [{len(images)}], got {labels.shape}")
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(f"labels must be integers, got dtype {labels.dtype}")
+    if len(labels) and (labels.min() < 0 or labels.max() >= NUM_CLASSES):
+        raise ValueError(f"labels must be in [0, {NUM_CLASSES}), got [{labels.min()}, {labels.max()}]")
+    if not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"n must be a positive integer, got {n!r}")
+    if len(images) < 1:
+        raise ValueError("need at least one image")
+    rng = np.random.default_rng(seed)
+    index = rng.integers(0, len(images), size=(int(n), 2))
+    x = np.concatenate([images[index[:, 0]], images[index[:, 1]]], axis=2)
+    digits = labels[index].astype(np.int64)
+    y = np.zeros((int(n), NUM_CLASSES), np.float32)
+    y[np.arange(n), digits[:, 0]] = 1.0
+    y[np.arange(n), digits[:, 1]] = 1.0
+    return PairSet(x=x.astype(np.uint8), y=y, digits=digits, index=index.astype(np.int64))
+
+
+def _check_scores(scores: np.ndarray) -> np.ndarray:
+    scores = np.asarray(scores)
+    if scores.ndim != 2 or scores.shape[1] < 1:
+        raise ValueError(f"scores must have shape [n, classes], got {scores.shape}")
+    if not np.issubdtype(scores.dtype, np.floating):
+        raise ValueError(f"scores must be floating point, got dtype {scores.dtype}")
+    if not np.all(np.isfinite(scores)):
+        raise ValueError("scores must be finite")
+    return scores
+
+
+def _check_sets(y_true: np.ndarray, y_pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    y_true = np.asarray(y_true)
+    y_pred = np.asarray(y_pred)
+    if y_true.ndim != 2 or y_true.shape != y_pred.shape:
+        raise ValueError(f"y_true and y_pred must have the same shape [n, classes], got "
+                         f"{y_true.shape} and {y_pred.shape}")
+    for name, a in (("y_true", y_true), ("y_pred", y_pred)):
+        if not np.all((a == 0) | (a == 1)):
+            raise ValueError(f"{name} must be multi-hot (0/1 or bool)")
+    return y_true.astype(bool), y_pred.astype(bool)
+
+
+def predict_sets(scores: np.ndarray, threshold: float | np.ndarray, *,
+                 max_k: int | None = None) -> np.ndarray:
+    """Predicted label sets: bool ``[n, C]``, class ``c`` in the set iff ``scores[:, c] >= t_c``.
+
+    Args:
+        scores: per-class probabilities ``[n, C]`` (sigmoid or softmax outputs).
+        threshold: one global threshold or one per class (``[C]``).
+        max_k: keep at most the ``max_k`` highest-scoring classes that pass (None: no limit).
+
+    A row where no class passes predicts its top-1 class (every image holds at least one digit),
+    so no rule ever predicts the empty set. Ties keep the lower class index.
+    """
+    scores = _check_scores(scores)
+    t = np.asarray(threshold, dtype=scores.dtype)
+    if t.ndim not in (0, 1) or (t.ndim == 1 and t.shape != (scores.shape[1],)):
+        raise ValueError(f"threshold must be a scalar or have shape [{scores.shape[1]}], got {t.shape}")
+    if max_k is not None and (not isinstance(max_k, (int, np.integer)) or max_k < 1):
+        raise ValueError(f"max_k must be a positive integer or None, got {max_k!r}")
+    passed = scores >= t
+    rank = np.argsort(np.argsort(-scores, axis=1, kind="stable"), axis=1, kind="stable")
+    if max_k is not None:
+        passed &= rank < max_k
+    top1 = rank == 0
+    empty = ~passed.any(axis=1)
+    passed[empty] = top1[empty]
+    return passed
+
+
+def exact_set_accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """Fraction of rows whose predicted set equals the true set exactly."""
+    y_true, y_pred = _check_sets(y_true, y_pred)
+    return float(np.mean(np.all(y_true == y_pred, axis=1)))
+
+
+def f1_per_label(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
+    """F1 of each label (column) ``[C]``: 2·TP / (2·TP + FP + FN); 1.0 where a label is never
+    present and never predicted (no errors to count)."""
+    y_true, y_pred = _check_sets(y_true, y_pred)
+    tp = np.sum(y_true & y_pred, axis=0)
+    fp = np.sum(~y_true & y_pred, axis=0)
+    fn = np.sum(y_true & ~y_pred, axis=0)
+    denom = 2 * tp + fp + fn
+    return np.where(denom == 0, 1.0, 2 * tp / np.maximum(denom, 1)).astype(np.float64)
+
+
+def macro_f1(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """Mean of :func:`f1_per_label` over the labels (macro F1)."""
+    return float(np.mean(f1_per_label(y_true, y_pred)))
+
+
+def choose_threshold(scores: np.ndarray, y_true: np.ndarray, candidates: np.ndarray, *,
+                     max_k: int | None = None) -> tuple[float, float]:
+    """The global threshold among ``candidates`` with the best exact-set accuracy on
+    ``(scores, y_true)`` (a validation split); ties keep the smallest. Returns (threshold, accuracy).
+    """
+    candidates = np.asarray(candidates, dtype=np.float64)
+    if candidates.ndim != 1 or len(candidates) == 0:
+        raise ValueError("candidates must be a non-empty 1-D array")
+    best_t, best = float(candidates[0]), -1.0
+    for t in candidates:
+        acc = exact_set_accuracy(y_true, predict_sets(scores, float(t), max_k=max_k))
+        if acc > best:
+            best_t, best = float(t), acc
+    return best_t, best
+
+
+def choose_per_class_thresholds(scores: np.ndarray, y_true: np.ndarray,
+                                candidates: np.ndarray) -> np.ndarray:
+    """One threshold per class ``[C]``: for each class the candidate with the best F1 of that class
+    alone (``scores[:, c] >= t`` against ``y_true[:, c]``) on a validation split; ties keep the
+    smallest."""
+    scores = _check_scores(scores)
+    y_true, _ = _check_sets(y_true, np.zeros_like(y_true))
+    candidates = np.asarray(candidates, dtype=np.float64)
+    if candidates.ndim != 1 or len(candidates) == 0:
+        raise ValueError("candidates must be a non-empty 1-D array")
+    if y_true.shape != scores.shape:
+        raise ValueError(f"y_true shape {y_true.shape} differs from scores shape {scores.shape}")
+    out = np.empty(scores.shape[1])
+    for c in range(scores.shape[1]):
+        pred = scores[:, c][:, None] >= candidates[None, :]  # [n, T]
+        truth = y_true[:, c][:, None]
+        tp = np.sum(pred & truth, axis=0)
+        denom = np.sum(pred, axis=0) + np.sum(truth)
+        f1 = np.where(denom == 0, 1.0, 2 * tp / np.maximum(denom, 1))
+        out[c] = candidates[int(np.argmax(f1))]
+    return out
+
+
+class MLP(tf.Module):
+    """A small fully connected network: uint8 images ``[B, H, W]`` -> logits ``[B, classes]``.
+
+    ``x/255`` -> flatten -> dense ``hidden`` ReLU -> dense ``classes``; Glorot-uniform weights,
+    zero biases, seeded by ``seed``.
+    """
+
+    def __init__(self, input_size: int, *, hidden: int = 256, classes: int = NUM_CLASSES,
+                 seed: int = 0):
+        super().__init__(name="mlp")
+        if input_size < 1 or hidden < 1 or classes < 1:
+            raise ValueError("input_size, hidden and classes must be >= 1")
+
+        def glorot(shape: tuple[int, int], k: int) -> tf.Variable:
+            limit = np.sqrt(6.0 / (shape[0] + shape[1]))
+            return tf.Variable(tf.random.stateless_uniform(shape, [seed, k], -limit, limit))
+
+        self.w1 = glorot((input_size, hidden), 1)
+        self.b1 = tf.Variable(tf.zeros([hidden]))
+        self.w2 = glorot((hidden, classes), 2)
+        self.b2 = tf.Variable(tf.zeros([classes]))
+        self.input_size = int(input_size)
+
+    def __call__(self, x: tf.Tensor, training: bool = False) -> tf.Tensor:
+        x = tf.reshape(tf.cast(x, tf.float32) / 255.0, [-1, self.input_size])
+        return tf.nn.relu(x @ self.w1 + self.b1) @ self.w2 + self.b2
+
+
+#: The three losses of the experiment: how the multi-hot labels ``y`` meet the logits.
+LOSSES = {
+    "sigmoid": "sigmoid CE on the multi-hot labels (one binary problem per digit)",
+    "softmax_normalised": "softmax CE on labels divided by their sum (1 or 1/2 per digit)",
+    "softmax_multihot": "softmax CE on the raw multi-hot labels (rows sum to 1 or 2)",
+}
+
+
+def multilabel_loss(name: str):
+    """``loss(labels [B, C], logits [B, C]) -> scalar`` (batch mean) for a name in :data:`LOSSES`."""
+    if name == "sigmoid":
+        def loss(y, z):
+            per_class = tf.nn.sigmoid_cross_entropy_with_logits(labels=y, logits=z)
+            return tf.reduce_mean(tf.reduce_sum(per_class, axis=-1))
+    elif name == "softmax_normalised":
+        def loss(y, z):
+            y = y / tf.reduce_sum(y, axis=-1, keepdims=True)
+            return tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(labels=y, logits=z))
+    elif name == "softmax_multihot":
+        def loss(y, z):
+            return tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(labels=y, logits=z))
+    else:
+        raise ValueError(f"unknown loss {name!r}; choose one of {sorted(LOSSES)}")
+    return loss

@@ -1,0 +1,227 @@
+"""Tests for xentlab.multilabel (pairs, decision rules, metrics, losses) and xentlab.minitrain."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from xentlab import minitrain, multilabel
+from xentlab.multilabel import (
+    MLP,
+    choose_per_class_thresholds,
+    choose_threshold,
+    exact_set_accuracy,
+    f1_per_label,
+    macro_f1,
+    make_pairs,
+    multilabel_loss,
+    predict_sets,
+)
+
+
+def _digits(n: int = 50) -> tuple[np.ndarray, np.ndarray]:
+    """Fake digit images whose pixels encode their own index, with labels 0..9 cycling."""
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8)
+    images[:, 0, 0] = np.arange(n)  # marker: which source image this is
+    return images, (np.arange(n) % 10).astype(np.int64)
+
+
+# ---------------------------------------------------------------- pairs
+def test_pairs_shapes_and_dtypes():
+    images, labels = _digits()
+    p = make_pairs(images, labels, 37, seed=1)
+    assert len(p) == 37
+    assert p.x.shape == (37, 28, 56) and p.x.dtype == np.uint8
+    assert p.y.shape == (37, 10) and p.y.dtype == np.float32
+    assert p.digits.shape == (37, 2) and p.index.shape == (37, 2)
+
+
+def test_pairs_halves_and_label_sets():
+    images, labels = _digits()
+    p = make_pairs(images, labels, 400, seed=2)
+    np.testing.assert_array_equal(p.x[:, :, :28], images[p.index[:, 0]])
+    np.testing.assert_array_equal(p.x[:, :, 28:], images[p.index[:, 1]])
+    np.testing.assert_array_equal(p.digits, labels[p.index])
+    for y, (a, b) in zip(p.y, p.digits, strict=True):
+        assert set(np.flatnonzero(y)) == {a, b}
+    same = p.digits[:, 0] == p.digits[:, 1]
+    np.testing.assert_array_equal(p.y.sum(1), np.where(same, 1.0, 2.0))
+    assert 0 < same.mean() < 0.3  # about one pair in ten has equal digits
+
+
+def test_pairs_deterministic_by_seed():
+    images, labels = _digits()
+    a = make_pairs(images, labels, 20, seed=5)
+    b = make_pairs(images, labels, 20, seed=5)
+    c = make_pairs(images, labels, 20, seed=6)
+    np.testing.assert_array_equal(a.x, b.x)
+    np.testing.assert_array_equal(a.y, b.y)
+    assert not np.array_equal(a.index, c.index)
+
+
+@pytest.mark.parametrize(
+    "images, labels, n",
+    [
+        (np.zeros((4, 28, 27), np.uint8), np.zeros(4, np.int64), 2),  # wrong image shape
+        (np.zeros((4, 28, 28), np.uint8), np.zeros(3, np.int64), 2),  # label count
+        (np.zeros((4, 28, 28), np.uint8), np.zeros(4, np.float32), 2),  # float labels
+        (np.zeros((4, 28, 28), np.uint8), np.array([0, 1, 2, 10]), 2),  # out of range
+        (np.zeros((4, 28, 28), np.uint8), np.array([0, -1, 2, 3]), 2),  # negative
+        (np.zeros((4, 28, 28), np.uint8), np.zeros(4, np.int64), 0),  # n
+        (np.zeros((0, 28, 28), np.uint8), np.zeros(0, np.int64), 2),  # empty
+    ],
+)
+def test_pairs_bad_input(images, labels, n):
+    with pytest.raises(ValueError):
+        make_pairs(images, labels, n, seed=0)
+
+
+# ---------------------------------------------------------------- decision rules
+SCORES = np.array([
+    [0.9, 0.8, 0.1],  # two pass at 0.5
+    [0.3, 0.2, 0.1],  # none pass -> top-1 (class 0)
+    [0.6, 0.7, 0.65],  # three pass
+], np.float32)
+
+
+def test_predict_sets_global_threshold_and_fallback():
+    got = predict_sets(SCORES, 0.5)
+    np.testing.assert_array_equal(got, [[1, 1, 0], [1, 0, 0], [1, 1, 1]])
+    assert got.dtype == bool
+
+
+def test_predict_sets_max_k_and_per_class():
+    np.testing.assert_array_equal(predict_sets(SCORES, 0.5, max_k=2),
+                                  [[1, 1, 0], [1, 0, 0], [0, 1, 1]])
+    np.testing.assert_array_equal(predict_sets(SCORES, np.array([0.95, 0.5, 0.5])),
+                                  [[0, 1, 0], [1, 0, 0], [0, 1, 1]])
+
+
+def test_predict_sets_never_empty():
+    rng = np.random.default_rng(0)
+    s = rng.random((200, 10))
+    assert predict_sets(s, 2.0).sum(1).min() == 1
+
+
+@pytest.mark.parametrize(
+    "scores, threshold, max_k",
+    [
+        (np.array([0.1, 0.2]), 0.5, None),  # rank 1
+        (np.array([[1, 2]]), 0.5, None),  # integer scores
+        (np.array([[np.nan, 0.2]]), 0.5, None),  # NaN
+        (SCORES, np.array([0.5, 0.5]), None),  # wrong threshold length
+        (SCORES, 0.5, 0),  # max_k
+    ],
+)
+def test_predict_sets_bad_input(scores, threshold, max_k):
+    with pytest.raises(ValueError):
+        predict_sets(scores, threshold, max_k=max_k)
+
+
+# ---------------------------------------------------------------- metrics
+Y_TRUE = np.array([[1, 1, 0], [1, 0, 0], [0, 1, 1], [0, 0, 1]], bool)
+Y_PRED = np.array([[1, 1, 0], [1, 1, 0], [0, 1, 0], [0, 0, 1]], bool)
+
+
+def test_exact_set_accuracy():
+    assert exact_set_accuracy(Y_TRUE, Y_PRED) == 0.5
+    assert exact_set_accuracy(Y_TRUE, Y_TRUE) == 1.0
+
+
+def test_f1_per_label_by_hand():
+    # class 0: tp 2, fp 0, fn 0 -> 1; class 1: tp 2, fp 1, fn 0 -> 4/5; class 2: tp 1, fn 1 -> 2/3
+    np.testing.assert_allclose(f1_per_label(Y_TRUE, Y_PRED), [1.0, 0.8, 2 / 3])
+    assert macro_f1(Y_TRUE, Y_PRED) == pytest.approx((1 + 0.8 + 2 / 3) / 3)
+
+
+def test_f1_absent_label_never_predicted_is_one_and_all_wrong_is_zero():
+    y = np.array([[1, 0], [1, 0]])
+    np.testing.assert_allclose(f1_per_label(y, y), [1.0, 1.0])
+    np.testing.assert_allclose(f1_per_label(y, 1 - y), [0.0, 0.0])
+
+
+@pytest.mark.parametrize("y_pred", [Y_PRED[:2], Y_PRED * 2, Y_PRED[:, :2]])
+def test_metrics_bad_input(y_pred):
+    with pytest.raises(ValueError):
+        exact_set_accuracy(Y_TRUE, y_pred)
+    with pytest.raises(ValueError):
+        f1_per_label(Y_TRUE, y_pred)
+
+
+def test_choose_threshold_on_separable_scores():
+    y = np.array([[1, 1, 0], [1, 0, 0], [0, 0, 1]])
+    s = np.array([[0.45, 0.4, 0.1], [0.9, 0.05, 0.05], [0.1, 0.2, 0.7]])
+    t, acc = choose_threshold(s, y, np.linspace(0.05, 0.95, 19))
+    assert acc == 1.0 and 0.2 < t <= 0.4
+    with pytest.raises(ValueError):
+        choose_threshold(s, y, np.array([]))
+
+
+def test_choose_per_class_thresholds():
+    y = np.array([[1, 0], [0, 1], [1, 1], [0, 0]])
+    s = np.array([[0.9, 0.2], [0.1, 0.3], [0.8, 0.35], [0.2, 0.1]])
+    t = choose_per_class_thresholds(s, y, np.array([0.05, 0.15, 0.25, 0.5, 0.85]))
+    np.testing.assert_allclose(t, [0.25, 0.25])
+    # last row: nothing passes -> top-1 (class 0)
+    np.testing.assert_array_equal(predict_sets(s, t), [[1, 0], [0, 1], [1, 1], [1, 0]])
+    with pytest.raises(ValueError):
+        choose_per_class_thresholds(s, y[:, :1], np.array([0.5]))
+
+
+# ---------------------------------------------------------------- losses and network
+def test_losses_values_and_linearity():
+    y = tf.constant([[1.0, 1.0, 0.0], [0.0, 1.0, 0.0]])
+    z = tf.constant([[2.0, 1.0, -1.0], [0.5, 0.0, 3.0]])
+    sig = multilabel_loss("sigmoid")(y, z).numpy()
+    p = 1 / (1 + np.exp(-z.numpy()))
+    expected = np.mean(-np.sum(y * np.log(p) + (1 - y) * np.log(1 - p), axis=1))
+    assert sig == pytest.approx(expected, rel=1e-5)
+    norm = multilabel_loss("softmax_normalised")(y, z).numpy()
+    raw = multilabel_loss("softmax_multihot")(y, z).numpy()
+    logp = z.numpy() - np.log(np.exp(z.numpy()).sum(1, keepdims=True))
+    per = -np.sum(y.numpy() * logp, axis=1)  # raw multi-hot CE per example
+    assert raw == pytest.approx(per.mean(), rel=1e-5)
+    assert norm == pytest.approx(np.mean(per / y.numpy().sum(1)), rel=1e-5)
+    with pytest.raises(ValueError):
+        multilabel_loss("hinge")
+
+
+def test_mlp_shapes_and_seed():
+    x = tf.zeros([3, 28, 56], tf.uint8)
+    a, b = MLP(28 * 56, hidden=8, seed=1), MLP(28 * 56, hidden=8, seed=1)
+    assert a(x).shape == (3, 10)
+    np.testing.assert_array_equal(a.w1.numpy(), b.w1.numpy())
+    with pytest.raises(ValueError):
+        MLP(0)
+
+
+def test_fit_learns_and_is_deterministic():
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, size=(256, 4, 4), dtype=np.uint8)
+    y = np.eye(2, dtype=np.float32)[(x[:, 0, 0] > 127).astype(int)]  # one bright pixel decides
+    loss = multilabel_loss("softmax_multihot")
+
+    def run(compiled: bool) -> tuple[minitrain.History, float]:
+        minitrain.seed_everything(0)
+        model = MLP(16, hidden=16, classes=2, seed=0)
+        hist = minitrain.fit(model, loss, x, y, steps=60, batch_size=32, learning_rate=1e-2,
+                             compiled=compiled, log_every=20)
+        acc = float(np.mean(minitrain.predict_logits(model, x).argmax(1) == y.argmax(1)))
+        return hist, acc
+
+    h1, acc1 = run(True)
+    h2, acc2 = run(True)
+    h3, _ = run(False)
+    assert h1.step == [1, 20, 40, 60]
+    assert h1.loss == h2.loss and acc1 == acc2
+    np.testing.assert_allclose(h1.loss, h3.loss, rtol=1e-4)  # eager == compiled
+    assert acc1 > 0.8 and h1.loss[-1] < h1.loss[0]
+    assert all(0.0 <= v <= 1.0 for v in h1.zero_grad_fraction + h1.zero_grad_wrong_fraction)
+    with pytest.raises(ValueError):
+        minitrain.fit(MLP(16, classes=2), loss, x, y, steps=0)
+
+
+def test_losses_table_matches_functions():
+    assert set(multilabel.LOSSES) == {"sigmoid", "softmax_normalised", "softmax_multihot"}
