@@ -26,6 +26,9 @@ $(STAMP): requirements.lock pyproject.toml
 	$(VENV)/bin/uv pip sync --quiet --python $(PY) requirements.lock
 	$(VENV)/bin/uv pip install --quiet --python $(PY) --no-deps -e .
 	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (xentlab)" >/dev/null
+	# C-level output (TensorFlow's oneDNN notice) goes to the kernel's own stderr, not into notebooks
+	$(PY) -c "import json; p = '$(VENV)/share/jupyter/kernels/python3/kernel.json'; k = json.load(open(p)); \
+	  k['argv'] += ['--IPKernelApp.capture_fd_output=False']; json.dump(k, open(p, 'w'), indent=1)"
 	touch $(STAMP)
 
 data: $(STAMP) ## fetch, verify and cache the dataset (DATASET=mnist10k|mnist)
