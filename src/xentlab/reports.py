@@ -19,6 +19,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -159,10 +160,6 @@ def _git_commit() -> str:
 
 def provenance(profile: str, runs: list[NotebookRun], run_dir: Path) -> dict[str, Any]:
     """Versions, machine, commit, datasets and wall times of a report run."""
-    import keras
-    import numpy
-    import tensorflow as tf
-
     datasets = {}
     for run in runs:
         metrics_path = run_dir / "metrics" / f"{run.name}.json"
@@ -175,9 +172,9 @@ def provenance(profile: str, runs: list[NotebookRun], run_dir: Path) -> dict[str
         "git_commit": _git_commit(),
         "created_utc": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()),
         "python": platform.python_version(),
-        "tensorflow": tf.__version__,
-        "keras": keras.__version__,
-        "numpy": numpy.__version__,
+        "tensorflow": _version("tensorflow-cpu", "tensorflow"),
+        "keras": _version("keras"),
+        "numpy": _version("numpy"),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.system()}",
         "processor": _cpu_model(),
         "datasets": datasets,
@@ -186,6 +183,16 @@ def provenance(profile: str, runs: list[NotebookRun], run_dir: Path) -> dict[str
             for r in runs
         ],
     }
+
+
+def _version(*distributions: str) -> str:
+    """Installed version of the first distribution found (without importing it)."""
+    for name in distributions:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return "not installed"
 
 
 def _cpu_model() -> str:
