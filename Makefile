@@ -56,6 +56,10 @@ lint: $(STAMP) ## ruff over src, tests and notebooks
 bench: $(STAMP) ## benchmarks (python -m xentlab bench --quick)
 	$(PY) -m xentlab bench --quick
 
+reproduce-check: $(STAMP) ## run the ci profile twice and compare metrics and claims (timing excluded)
+	$(PY) -m xentlab data --dataset mnist10k
+	$(PY) -m xentlab reproduce-check --profile ci
+
 lock: ## regenerate requirements.lock from pyproject.toml (needs uv)
 	uv pip compile pyproject.toml --extra dev --python-version 3.11 --python-platform x86_64-unknown-linux-gnu -o requirements.lock
 

@@ -74,3 +74,9 @@ def test_recording_before_start_is_an_error(monkeypatch):
 def test_default_run_dir_is_scratch_not_reports(monkeypatch):
     monkeypatch.delenv(RUN_DIR_ENV, raising=False)
     assert record.run_dir().name == ".scratch"
+
+
+def test_save_text(run_dir):
+    assert record.save_text("bench.md", "# hi\n").read_text() == "# hi\n"
+    with pytest.raises(ValueError, match="artifact name"):
+        record.save_text("../escape.md", "x")

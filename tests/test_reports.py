@@ -136,3 +136,17 @@ def test_readme_ledger_groups_by_document_and_flags_refuted():
     assert text.index("000_y.txt") < text.index("001_x.txt")
     assert "❌ **refuted**" in text and "html/02_n.html#Where-they-part" in text
     assert "1 reproduced, 0 partly true, 1 refuted" in text
+
+
+def test_differences_name_the_keys_and_skip_timing():
+    a = {"acc": 0.5, "seconds": 1.0, "curve": [1, 2], "timing": {"ms": 3}}
+    b = {"acc": 0.6, "seconds": 2.0, "curve": [1, 3], "timing": {"ms": 4}, "extra": 1}
+    diffs = reports.differences(reports.comparable(a), reports.comparable(b), "m.json")
+    assert diffs == ["m.json.extra: only in second run", "m.json.acc: 0.5 != 0.6",
+                     "m.json.curve[1]: 2 != 3"]
+    assert reports.differences(reports.comparable(a), reports.comparable(dict(a, seconds=9))) == []
+
+
+def test_reproduce_check_on_a_deterministic_notebook(notebooks, monkeypatch):
+    monkeypatch.setattr(reports, "discover", lambda notebooks_dir=None: [notebooks / "01_ok.ipynb"])
+    assert reports.reproduce_check("ci") == []

@@ -1,4 +1,4 @@
-"""Command line: ``python -m xentlab {data,reports,notebooks,bench}``."""
+"""Command line: ``python -m xentlab {data,reports,notebooks,bench,reproduce-check}``."""
 
 from __future__ import annotations
 
@@ -30,6 +30,15 @@ def _parser() -> argparse.ArgumentParser:
 
     nbs = sub.add_parser("notebooks", help="re-execute the committed notebooks in place")
     nbs.add_argument("--only", nargs="+", metavar="NOTEBOOK")
+
+    bench = sub.add_parser("bench", help="training throughput and cross-entropy cost benchmarks")
+    bench.add_argument("--quick", action="store_true", help="finish in under two minutes")
+    bench.add_argument("--json", type=Path, metavar="PATH", help="also write the results here")
+
+    check = sub.add_parser("reproduce-check",
+                           help="run a profile twice and compare metrics and claims")
+    check.add_argument("--profile", choices=sorted(PROFILES), default="ci")
+    check.add_argument("--only", nargs="+", metavar="NOTEBOOK")
     return parser
 
 
@@ -53,6 +62,18 @@ def main(argv: list[str] | None = None) -> int:
             from xentlab.reports import discover, execute_in_place, select
 
             execute_in_place(select(discover(), args.only))
+        elif args.command == "bench":
+            from xentlab.bench import main as bench_main
+
+            bench_main(quick=args.quick, json_path=args.json)
+        elif args.command == "reproduce-check":
+            from xentlab.reports import reproduce_check
+
+            differences = reproduce_check(args.profile, only=args.only)
+            for line in differences:
+                print(line)
+            print(f"reproduce-check: {len(differences)} difference(s)")
+            return 1 if differences else 0
     except (ValueError, RuntimeError) as err:  # DataError and ReportError are RuntimeErrors
         print(f"error: {err}", file=sys.stderr)
         return 2 if isinstance(err, ValueError) else 1

@@ -151,6 +151,17 @@ def metric(name: str, value: Any) -> Any:
     return metrics[name]
 
 
+def save_text(name: str, text: str) -> Path:
+    """Write a text artifact (e.g. ``bench.md``) at the top of the run folder."""
+    if not re.fullmatch(r"[0-9A-Za-z_-]+\.(md|txt|json)", name):
+        raise ValueError(f"artifact name must look like 'name.md', got {name!r}")
+    _current()
+    path = run_dir() / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
 def save_figure(fig: Any, name: str, *, dpi: int = 110) -> Path:
     """Save a Matplotlib figure as ``figures/<notebook>_<name>.png`` and return its path."""
     if not re.fullmatch(r"[0-9A-Za-z_-]+", name):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -362,3 +363,49 @@ def execute_in_place(notebooks: list[Path]) -> None:
         nbformat.write(nb, path)
         print(f"[{i}/{len(notebooks)}] {path.stem} done in {time.perf_counter() - start:.1f} s")
     sys.stdout.flush()
+
+
+#: Metric keys that measure the machine rather than the experiment (excluded from comparisons).
+VOLATILE = re.compile(r"seconds|(^|_)ms$|per_s|gflops|gbs|bandwidth|over_keras|peak|timing")
+
+
+def comparable(value: Any) -> Any:
+    """``value`` without the keys matching :data:`VOLATILE` (recursively)."""
+    if isinstance(value, dict):
+        return {k: comparable(v) for k, v in value.items() if not VOLATILE.search(k)}
+    if isinstance(value, list):
+        return [comparable(v) for v in value]
+    return value
+
+
+def differences(a: Any, b: Any, where: str = "") -> list[str]:
+    """Paths at which two JSON values differ (``where`` prefixes them)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = [f"{where}.{k}: only in {'first' if k in a else 'second'} run"
+               for k in sorted(set(a) ^ set(b))]
+        for k in sorted(set(a) & set(b)):
+            out += differences(a[k], b[k], f"{where}.{k}")
+        return out
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        return [d for i, (x, y) in enumerate(zip(a, b, strict=True))
+                for d in differences(x, y, f"{where}[{i}]")]
+    return [] if a == b else [f"{where}: {json.dumps(a)[:80]} != {json.dumps(b)[:80]}"]
+
+
+def reproduce_check(profile: str = "ci", *, only: list[str] | None = None) -> list[str]:
+    """Run ``profile`` twice into temporary folders; return the differing metric/claim keys.
+
+    Timing and provenance are excluded (:data:`VOLATILE`; ``provenance.json`` is not compared).
+    """
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="xentlab-reproduce-") as tmp:
+        runs = [run_reports(profile, only=only, out=Path(tmp) / name, html=False)
+                for name in ("first", "second")]
+        files = sorted({p.relative_to(r) for r in runs for p in r.glob("metrics/*.json")})
+        out = []
+        for rel in [*files, Path("claims.json")]:
+            a, b = (json.loads((r / rel).read_text()) if (r / rel).exists() else None
+                    for r in runs)
+            out += differences(comparable(a), comparable(b), str(rel))
+        return out
