@@ -38,8 +38,8 @@ def test_history_layout():
     assert h.step == [0, 3]
     for name in ("loss", "grad_norm", "train_accuracy", "test_accuracy", "zero_fraction"):
         assert len(getattr(h, name)) == 2, name
-    assert h.steps_run == 6 and h.diverged_at is None
-    assert 0.0 <= h.final_test_accuracy <= 1.0
+    assert h.steps_run == 6 and h.diverged_at is None and h.zero_grad_steps == 0
+    assert 0.0 <= h.final_test_accuracy <= 1.0 and 0.0 <= h.final_eval_accuracy <= 1.0
     assert np.isfinite(h.final_loss) and h.final_grad_norm > 0
     d = h.as_dict()
     assert d["config"]["steps"] == 6 and d["step"] == [0, 3]
@@ -86,6 +86,14 @@ def test_divergence_is_recorded_not_raised():
 def test_saturated_network_has_exactly_zero_softmax_outputs():
     h = run(model=models.RawCNN(init_stddev=1.0, seed=0), steps=3)
     assert h.zero_fraction[0] > 0.5
+
+
+def test_zero_gradient_steps_counted():
+    def zero_loss(labels, logits):
+        return 0.0 * tf.reduce_sum(logits)
+
+    h = run(loss=zero_loss, steps=5, eval_every=5)
+    assert h.zero_grad_steps == 5 and h.final_grad_norm == 0.0
 
 
 def test_sgd_by_name():

@@ -61,11 +61,13 @@ class History:
     - ``zero_fraction``: fraction of the softmax outputs of that batch (evaluation mode) that are
       exactly 0.0 in float32.
 
-    ``final_test_accuracy`` is measured after the last update on the *whole* test set;
+    ``final_test_accuracy`` is measured after the last update on the *whole* test set,
+    ``final_eval_accuracy`` on the evaluation subset (comparable with ``test_accuracy``);
     ``final_loss``/``final_grad_norm`` are those of the last step (of step ``diverged_at`` if the
     run diverged). ``diverged_at`` is the first step whose loss or gradient norm was NaN/Inf: that
     update and all later ones were not applied and training stopped at the next evaluation
-    boundary; else None. ``steps_run`` counts the updates applied.
+    boundary; else None. ``steps_run`` counts the updates applied, ``zero_grad_steps`` how many of
+    them had a gradient global norm of exactly 0.0 (every step counts, not only evaluated ones).
     ``traces`` is how many times the compiled step was traced (1 when nothing retraced).
     """
 
@@ -76,9 +78,11 @@ class History:
     test_accuracy: list[float] = field(default_factory=list)
     zero_fraction: list[float] = field(default_factory=list)
     final_test_accuracy: float = float("nan")
+    final_eval_accuracy: float = float("nan")
     final_loss: float = float("nan")
     final_grad_norm: float = float("nan")
     steps_run: int = 0
+    zero_grad_steps: int = 0
     diverged_at: int | None = None
     traces: int = 0
     config: dict[str, Any] = field(default_factory=dict)
@@ -301,8 +305,11 @@ def train(
     losses_, norms = loss_log.numpy(), norm_log.numpy()
     hist.loss = [float(losses_[i]) for i in hist.step]
     hist.grad_norm = [float(norms[i]) for i in hist.step]
+    hist.zero_grad_steps = int(np.sum(norms[: hist.steps_run] == 0.0))
     hist.final_loss = float(losses_[last])
     hist.final_grad_norm = float(norms[last])
     hist.final_test_accuracy = accuracy(None)
+    full = eval_size is None or eval_size >= n_test
+    hist.final_eval_accuracy = hist.final_test_accuracy if full else accuracy(eval_size)
     hist.traces = traces[0]
     return hist
