@@ -188,6 +188,16 @@ def test_losses_values_and_linearity():
         multilabel_loss("hinge")
 
 
+def test_softmax_multihot_gradient_is_tf_kernels_softmax_minus_labels():
+    # TF's fused op back-propagates softmax - y even when rows of y sum to 2 (documented caveat)
+    y = tf.constant([[1.0, 1.0, 0.0]])
+    z = tf.Variable([[2.0, 1.0, -1.0]])
+    with tf.GradientTape() as tape:
+        loss = multilabel_loss("softmax_multihot")(y, z)
+    p = tf.nn.softmax(z).numpy()
+    np.testing.assert_allclose(tape.gradient(loss, z).numpy(), p - y.numpy(), atol=1e-6)
+
+
 def test_mlp_shapes_and_seed():
     x = tf.zeros([3, 28, 56], tf.uint8)
     a, b = MLP(28 * 56, hidden=8, seed=1), MLP(28 * 56, hidden=8, seed=1)

@@ -229,6 +229,10 @@ LOSSES = {
     "softmax_normalised": "softmax CE on labels divided by their sum (1 or 1/2 per digit)",
     "softmax_multihot": "softmax CE on the raw multi-hot labels (rows sum to 1 or 2)",
 }
+# Note on "softmax_multihot": its value is -sum(y * log_softmax(z)), but the fused op's gradient is
+# softmax(z) - y (TF's kernel assumes rows that sum to 1), not the true softmax(z) * sum(y) - y;
+# TF's docstring warns that the gradient is incorrect for labels that are not distributions.
+# Training follows softmax - y, as anyone using the op on multi-hot labels does.
 
 
 def multilabel_loss(name: str):

@@ -14,16 +14,24 @@ Params = dict[str, Any]
 
 PROFILES: dict[str, dict[str, Params]] = {
     "smoke": {
+        "01_batch_mean": {"examples_per_run": 512},
         "03_log_zero_collapse": {"steps": 12, "eval_every": 4, "eval_size": 200, "sweep_steps": 8},
         "02_manual_vs_fused": {"sweep_points": 41},
+        "04_sigmoid_softmax_sparse": {"sweep_points": 41, "train_pairs": 500, "val_pairs": 200,
+                                      "test_pairs": 200, "steps": 20, "seeds": 1},
         "05_keras_categorical_crossentropy": {"steps": 3, "batch_size": 32},
+        "06_cost_of_cross_entropy": {"training_steps": 4, "ce_repeats": 1, "classes": [10, 1000]},
     },
     "ci": {},
     "paper": {
+        "01_batch_mean": {"dataset": "mnist", "examples_per_run": 61440},
         "03_log_zero_collapse": {"dataset": "mnist", "steps": 20000, "eval_every": 100,
                                  "sweep_steps": 1000},
         "02_manual_vs_fused": {"sweep_points": 2001},
+        "04_sigmoid_softmax_sparse": {"sweep_points": 4001, "train_pairs": 100000,
+                                      "steps": 10000, "seeds": 5},
         "05_keras_categorical_crossentropy": {"steps": 2000},
+        "06_cost_of_cross_entropy": {"training_steps": 60, "training_repeats": 5, "ce_repeats": 10},
     },
 }
 
