@@ -33,3 +33,15 @@ def test_structure(path):
     assert first.startswith("# "), f"{path.name}: must open with an H1 title"
     counts = [c["execution_count"] for c in code]
     assert counts == sorted(counts), f"{path.name}: cells were executed out of order"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_nbval_markers_are_exact(path):
+    """nbval only honours a comment that is exactly the marker (`# NBVAL_IGNORE_OUTPUT`); a marker
+    with a trailing note is silently ignored and the cell is compared after all."""
+    for cell in json.loads(path.read_text())["cells"]:
+        for line in "".join(cell["source"]).splitlines():
+            if "NBVAL_" in line and line.lstrip().startswith("#"):
+                assert line.strip().lstrip("#").strip().startswith("NBVAL_") and " " not in line.strip().lstrip("#").strip(), (
+                    f"{path.name}: {line.strip()!r} is not an exact nbval marker; put the reason on the next line"
+                )

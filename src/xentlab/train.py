@@ -24,6 +24,7 @@ Design (this is the hot path):
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
@@ -68,7 +69,10 @@ class History:
     update and all later ones were not applied and training stopped at the next evaluation
     boundary; else None. ``steps_run`` counts the updates applied, ``zero_grad_steps`` how many of
     them had a gradient global norm of exactly 0.0 (every step counts, not only evaluated ones).
-    ``traces`` is how many times the compiled step was traced (1 when nothing retraced).
+    ``traces`` is how many times the compiled step was traced (1 when nothing retraced);
+    ``step_seconds`` the wall time of the updates after the first (which includes the tracing),
+    evaluations excluded: ``(steps_run - 1) / step_seconds`` is the loop's steady rate (for
+    ``python -m xentlab bench``; it varies with the machine, so compare it only within one run).
     """
 
     step: list[int] = field(default_factory=list)
@@ -85,6 +89,7 @@ class History:
     zero_grad_steps: int = 0
     diverged_at: int | None = None
     traces: int = 0
+    step_seconds: float = 0.0
     config: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
@@ -285,8 +290,16 @@ def train(
         acc, zero = probe_fn()
         test_acc = accuracy(eval_size)
         chunk_end = min(step + int(eval_every), int(steps))
-        for _ in range(step, chunk_end):
+        first = step
+        if step == 0:  # the first call traces the step: kept out of step_seconds
             step_fn()
+            counter.numpy()
+            first = 1
+        start = time.perf_counter()
+        for _ in range(first, chunk_end):
+            step_fn()
+        stopped = int(diverged.numpy()) >= 0  # one scalar read per eval_every steps
+        hist.step_seconds += time.perf_counter() - start
         hist.step.append(step)
         hist.train_accuracy.append(float(acc))
         hist.zero_fraction.append(float(zero))
@@ -294,7 +307,7 @@ def train(
         if bar is not None:
             bar.update(chunk_end - step)
         step = chunk_end
-        if int(diverged.numpy()) >= 0:  # one scalar read per eval_every steps
+        if stopped:
             break
     if bar is not None:
         bar.close()
