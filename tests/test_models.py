@@ -110,3 +110,14 @@ def test_layers_cnn_initial_loss_near_ln10(keras_cnn):
     ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels, keras_cnn(IMAGES)).numpy()
     assert ce.shape == (4,)
     assert abs(ce.mean() - np.log(10)) < 0.3
+
+
+def test_layers_cnn_widths():
+    small = models.layers_cnn(seed=0, conv_filters=(4, 8), hidden_units=16)
+    assert small(IMAGES).shape == (4, 10)
+    shapes = sorted(tuple(v.shape) for v in small.trainable_variables)
+    assert (5, 5, 1, 4) in shapes and (5, 5, 4, 8) in shapes and (392, 16) in shapes
+    full = models.layers_cnn(seed=0)
+    assert (3136, 1024) in [tuple(v.shape) for v in full.trainable_variables]
+    with pytest.raises(ValueError, match="conv_filters"):
+        models.layers_cnn(conv_filters=(4,))

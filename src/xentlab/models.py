@@ -13,7 +13,7 @@ already scaled (like ``input_data.read_data_sets`` in the documents).
 - :func:`layers_cnn` — document 000 (``000_0c37df1317e85c45.txt``): its ``tf.layers`` CNN as Keras
   3 layers (conv 32 5x5 same relu, max-pool 2 same, conv 64 5x5 same relu, max-pool 2 same,
   dense 1024 relu, dropout 0.5, dense 10), Keras/``tf.layers`` default initialisers
-  (Glorot-uniform kernels, zero biases).
+  (Glorot-uniform kernels, zero biases); the widths are parameters (default: the document's).
 
 Both constructions are seeded: the same ``seed`` gives the same weights (and the same dropout
 masks, given the same sequence of calls), independent of any global seed.
@@ -114,10 +114,14 @@ class LayersCNN(keras.Model):
     only when ``training=True``.
     """
 
-    def __init__(self, *, dropout_rate: float = 0.5, always_dropout: bool = False, seed: int = 0):
+    def __init__(self, *, dropout_rate: float = 0.5, always_dropout: bool = False, seed: int = 0,
+                 conv_filters: tuple[int, int] = (32, 64), hidden_units: int = 1024):
         super().__init__(name="layers_cnn")
         if not 0.0 <= dropout_rate < 1.0:
             raise ValueError(f"dropout_rate must be in [0, 1), got {dropout_rate!r}")
+        if len(conv_filters) != 2 or min(conv_filters) < 1 or hidden_units < 1:
+            raise ValueError(f"conv_filters must be two positive ints and hidden_units positive, "
+                             f"got {conv_filters!r}, {hidden_units!r}")
         self.always_dropout = bool(always_dropout)
         self.seed = int(seed)
         init = keras.initializers
@@ -125,14 +129,14 @@ class LayersCNN(keras.Model):
         def glorot(k: int) -> keras.initializers.Initializer:
             return init.GlorotUniform(seed=self.seed * 100 + k)
 
-        self.conv1 = keras.layers.Conv2D(32, 5, padding="same", activation="relu",
+        self.conv1 = keras.layers.Conv2D(conv_filters[0], 5, padding="same", activation="relu",
                                          kernel_initializer=glorot(1), name="conv1")
         self.pool1 = keras.layers.MaxPooling2D(2, strides=2, padding="same", name="pool1")
-        self.conv2 = keras.layers.Conv2D(64, 5, padding="same", activation="relu",
+        self.conv2 = keras.layers.Conv2D(conv_filters[1], 5, padding="same", activation="relu",
                                          kernel_initializer=glorot(2), name="conv2")
         self.pool2 = keras.layers.MaxPooling2D(2, strides=2, padding="same", name="pool2")
         self.flatten = keras.layers.Flatten()
-        self.fc1 = keras.layers.Dense(1024, activation="relu", kernel_initializer=glorot(3),
+        self.fc1 = keras.layers.Dense(hidden_units, activation="relu", kernel_initializer=glorot(3),
                                       name="fc1")
         self.dropout = keras.layers.Dropout(dropout_rate, seed=self.seed * 100 + 4)
         self.fc2 = keras.layers.Dense(NUM_CLASSES, kernel_initializer=glorot(5), name="fc2")
@@ -145,9 +149,14 @@ class LayersCNN(keras.Model):
         return self.fc2(h)
 
 
-def layers_cnn(*, dropout_rate: float = 0.5, always_dropout: bool = False,
-               seed: int = 0) -> LayersCNN:
-    """Build (weights created, seeded) document 000's CNN; see :class:`LayersCNN`."""
-    model = LayersCNN(dropout_rate=dropout_rate, always_dropout=always_dropout, seed=seed)
+def layers_cnn(*, dropout_rate: float = 0.5, always_dropout: bool = False, seed: int = 0,
+               conv_filters: tuple[int, int] = (32, 64), hidden_units: int = 1024) -> LayersCNN:
+    """Build (weights created, seeded) document 000's CNN; see :class:`LayersCNN`.
+
+    ``conv_filters`` and ``hidden_units`` default to the document's (32, 64) and 1024; smaller
+    values give a cheaper network of the same shape for sweeps.
+    """
+    model = LayersCNN(dropout_rate=dropout_rate, always_dropout=always_dropout, seed=seed,
+                      conv_filters=conv_filters, hidden_units=hidden_units)
     model(tf.zeros([1, 28, 28], tf.float32))  # create the weights now, from the seeds
     return model
