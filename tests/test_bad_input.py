@@ -1,0 +1,69 @@
+"""The bad-input matrix: every bad input gives a message that names the problem and what to do,
+and leaves existing reports and data caches alone.
+
+Covered elsewhere (one test each, named here so the matrix is complete):
+
+| bad input | test |
+|---|---|
+| unknown notebook / profile / dataset (runner) | test_reports.py::test_bad_arguments_fail_before_running |
+| unknown dataset (data) | test_data.py::test_unknown_name_lists_valid_names |
+| unknown loss method | test_losses.py::test_bad_input_raises_value_error, test_train.py::test_make_loss_arguments |
+| zero/negative steps, batch larger than the dataset | test_train.py::test_bad_arguments |
+| wrongly typed papermill parameter (tiny notebook) | test_reports.py::test_wrongly_typed_parameter_fails_with_the_notebooks_message |
+| truncated or altered data cache | test_data.py::test_damaged_processed_file_is_reported_and_rebuilt, ::test_processed_file_with_wrong_hash_is_rebuilt_not_used |
+| npm unavailable with no cache | test_data.py::test_npm_missing_and_no_cache_gives_a_clear_data_error |
+| labels out of range | test_losses.py::test_bad_input_raises_value_error |
+| NaN from ε = 0 in a training run | test_train.py::test_divergence_is_recorded_not_raised |
+| a notebook that raises mid-run | test_reports.py::test_failure_keeps_previous_report_and_the_failed_notebook |
+
+This file adds the command line and the real notebooks' parameter validation.
+"""
+
+import subprocess
+import sys
+
+import pytest
+
+from xentlab import reports
+from xentlab.config import PROJECT_ROOT
+
+
+def cli(*args):
+    return subprocess.run([sys.executable, "-m", "xentlab", *args], cwd=PROJECT_ROOT,
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["reports", "--profile", "nightly"], "invalid choice: 'nightly'"),
+        (["reports", "--dataset", "cifar10"], "invalid choice: 'cifar10'"),
+        (["data", "--dataset", "cifar10"], "invalid choice: 'cifar10'"),
+        (["reports", "--only", "99_nothing", "--out", "/nonexistent/never-written"],
+         "unknown notebook '99_nothing'"),
+    ],
+)
+def test_cli_rejects_bad_arguments(args, message):
+    result = cli(*args)
+    assert result.returncode == 2, result
+    assert message in result.stderr
+
+
+@pytest.mark.parametrize(
+    "notebook, params, message",
+    [
+        ("03_log_zero_collapse", {"steps": 0}, "steps"),
+        ("03_log_zero_collapse", {"steps": "300"}, "steps"),
+        ("02_manual_vs_fused", {"sweep_points": 3.5}, "sweep_points must be an int"),
+        ("06_cost_of_cross_entropy", {"dataset": "cifar10"}, "dataset must be one of"),
+    ],
+)
+def test_real_notebooks_validate_parameters_before_computing(notebook, params, message, tmp_path):
+    out = tmp_path / "report"
+    out.mkdir()
+    (out / "README.md").write_text("previous")
+    with pytest.raises(reports.ReportError, match=message) as err:
+        reports.run_reports("bad", only=[notebook], out=out, html=False,
+                            profiles={"bad": {notebook: params}})
+    assert "ValueError" in str(err.value)
+    assert (out / "README.md").read_text() == "previous"
