@@ -188,14 +188,41 @@ def test_losses_values_and_linearity():
         multilabel_loss("hinge")
 
 
-def test_softmax_multihot_gradient_is_tf_kernels_softmax_minus_labels():
-    # TF's fused op back-propagates softmax - y even when rows of y sum to 2 (documented caveat)
+@pytest.fixture
+def op_determinism():
+    """Yield a setter for TF's op determinism and restore the previous state afterwards."""
+    from tensorflow.python.framework import config as tf_config
+
+    before = tf_config.is_op_determinism_enabled()
+
+    def set_state(on: bool) -> None:
+        if on:
+            tf_config.enable_op_determinism()
+        else:
+            tf_config.disable_op_determinism()
+
+    yield set_state
+    set_state(before)
+
+
+@pytest.mark.parametrize("deterministic", [False, True])
+def test_softmax_multihot_gradients(op_determinism, deterministic):
+    op_determinism(deterministic)
     y = tf.constant([[1.0, 1.0, 0.0]])
     z = tf.Variable([[2.0, 1.0, -1.0]])
-    with tf.GradientTape() as tape:
-        loss = multilabel_loss("softmax_multihot")(y, z)
     p = tf.nn.softmax(z).numpy()
-    np.testing.assert_allclose(tape.gradient(loss, z).numpy(), p - y.numpy(), atol=1e-6)
+    with tf.GradientTape(persistent=True) as tape:
+        kernel = multilabel_loss("softmax_multihot")(y, z)
+        auto = multilabel_loss("softmax_multihot_autodiff")(y, z)
+        public = tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(labels=y, logits=z))
+    assert float(auto) == pytest.approx(float(kernel), rel=1e-6)  # same value ...
+    # ... the kernel back-propagates softmax - y whatever the determinism setting,
+    np.testing.assert_allclose(tape.gradient(kernel, z).numpy(), p - y.numpy(), atol=1e-6)
+    # autodiff gives the true gradient softmax * sum(y) - y,
+    np.testing.assert_allclose(tape.gradient(auto, z).numpy(), 2 * p - y.numpy(), atol=1e-6)
+    # and the public op is the kernel by default but log_softmax-composed under op determinism.
+    expected = 2 * p - y.numpy() if deterministic else p - y.numpy()
+    np.testing.assert_allclose(tape.gradient(public, z).numpy(), expected, atol=1e-6)
 
 
 def test_mlp_shapes_and_seed():
@@ -234,4 +261,9 @@ def test_fit_learns_and_is_deterministic():
 
 
 def test_losses_table_matches_functions():
-    assert set(multilabel.LOSSES) == {"sigmoid", "softmax_normalised", "softmax_multihot"}
+    assert set(multilabel.LOSSES) == {"sigmoid", "softmax_normalised", "softmax_multihot",
+                                      "softmax_multihot_autodiff"}
+    y = tf.constant([[1.0, 0.0, 1.0]])
+    z = tf.constant([[0.3, -1.0, 2.0]])
+    for name in multilabel.LOSSES:
+        assert np.isfinite(float(multilabel_loss(name)(y, z)))

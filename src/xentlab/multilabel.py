@@ -228,11 +228,17 @@ LOSSES = {
     "sigmoid": "sigmoid CE on the multi-hot labels (one binary problem per digit)",
     "softmax_normalised": "softmax CE on labels divided by their sum (1 or 1/2 per digit)",
     "softmax_multihot": "softmax CE on the raw multi-hot labels (rows sum to 1 or 2)",
+    "softmax_multihot_autodiff": "the same value, -sum(y * log_softmax(z)), differentiated by autodiff",
 }
-# Note on "softmax_multihot": its value is -sum(y * log_softmax(z)), but the fused op's gradient is
-# softmax(z) - y (TF's kernel assumes rows that sum to 1), not the true softmax(z) * sum(y) - y;
-# TF's docstring warns that the gradient is incorrect for labels that are not distributions.
-# Training follows softmax - y, as anyone using the op on multi-hot labels does.
+# Note on "softmax_multihot": its value is -sum(y * log_softmax(z)), but the fused kernel's gradient is
+# softmax(z) - y (it assumes rows that sum to 1), not the true softmax(z) * sum(y) - y; TF's docstring
+# warns that the gradient is incorrect for labels that are not distributions. It calls the kernel
+# (tf.raw_ops.SoftmaxCrossEntropyWithLogits) directly: tf.nn.softmax_cross_entropy_with_logits runs
+# that kernel by default, but once tf.config.experimental.enable_op_determinism() is on (as in every
+# seeded training run here) it is composed from log_softmax instead and its gradient becomes the true
+# one, which would silently turn this variant into "softmax_multihot_autodiff".
+# "softmax_multihot_autodiff" has the same value with its true gradient, softmax * sum(y) - y, which
+# equals sum(y) times the gradient of "softmax_normalised" (an example weight of 1 or 2).
 
 
 def multilabel_loss(name: str):
@@ -247,7 +253,11 @@ def multilabel_loss(name: str):
             return tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(labels=y, logits=z))
     elif name == "softmax_multihot":
         def loss(y, z):
-            return tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(labels=y, logits=z))
+            per_example, _ = tf.raw_ops.SoftmaxCrossEntropyWithLogits(features=z, labels=y)
+            return tf.reduce_mean(per_example)
+    elif name == "softmax_multihot_autodiff":
+        def loss(y, z):
+            return tf.reduce_mean(-tf.reduce_sum(y * tf.nn.log_softmax(z, axis=-1), axis=-1))
     else:
         raise ValueError(f"unknown loss {name!r}; choose one of {sorted(LOSSES)}")
     return loss
