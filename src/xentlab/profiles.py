@@ -26,7 +26,7 @@ PROFILES: dict[str, dict[str, Params]] = {
     "paper": {
         "01_batch_mean": {"dataset": "mnist", "examples_per_run": 61440},
         "03_log_zero_collapse": {"dataset": "mnist", "steps": 20000, "eval_every": 100,
-                                 "sweep_steps": 1000},
+                                 "sweep_steps": 500},
         "02_manual_vs_fused": {"sweep_points": 2001},
         "04_sigmoid_softmax_sparse": {"sweep_points": 4001, "train_pairs": 100000,
                                       "steps": 10000, "seeds": 5},
