@@ -220,14 +220,21 @@ def run(
         data = load("mnist10k")
     started = time.perf_counter()
     bandwidth = copy_bandwidth_gbs()
+    # The cross-entropy ops first: xentlab.train enables op determinism for the rest of the
+    # process, and under it TF replaces the fused and sparse kernels by log_softmax composites.
+    from tensorflow.python.framework.config import is_op_determinism_enabled  # no public API
+
+    determinism = is_op_determinism_enabled()
+    ce = ce_cost(classes=classes, repeats=ce_repeats, bandwidth_gbs=bandwidth)
     result = {
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
                     "tensorflow": tf.__version__, "keras": keras.__version__},
         "sizes": {"training_steps": training_steps, "training_repeats": training_repeats,
                   "ce_repeats": ce_repeats, "classes": list(classes)},
         "copy_bandwidth_gbs": bandwidth,
+        "ce_op_determinism": determinism,
+        "ce_cost": ce,
         "training": training_throughput(data, steps=training_steps, repeats=training_repeats),
-        "ce_cost": ce_cost(classes=classes, repeats=ce_repeats, bandwidth_gbs=bandwidth),
     }
     result["seconds"] = time.perf_counter() - started
     return result
@@ -258,7 +265,8 @@ def to_markdown(result: dict[str, Any]) -> str:
         f"({t['matmul_peak_gflops']:.0f} GFLOP/s).",
         "",
         f"## Cross-entropy forward + backward (float32, batch {CE_BATCH}; copy bandwidth "
-        f"{result['copy_bandwidth_gbs']:.1f} GB/s)",
+        f"{result['copy_bandwidth_gbs']:.1f} GB/s; op determinism "
+        f"{'on: fused and sparse ran as log_softmax composites' if result['ce_op_determinism'] else 'off: the fused kernels ran'})",
         "",
         "| classes | " + " | ".join(f"{m} ms (MiB)" for m in CE_METHODS) + " | bound ms |",
         "|---|" + "---|" * (len(CE_METHODS) + 1),

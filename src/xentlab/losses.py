@@ -117,6 +117,9 @@ def softmax_cross_entropy(
               that also takes the gradient keeps ``inf`` and the NaN gradient.
             * ``"log_softmax"``: ``-reduce_sum(labels * tf.nn.log_softmax(logits, axis), axis)``.
             * ``"fused"``: ``tf.nn.softmax_cross_entropy_with_logits(labels, logits, axis=axis)``.
+              Under ``tf.config.experimental.enable_op_determinism()`` (which
+              :func:`xentlab.train.train` turns on) TensorFlow does not run the fused kernel but
+              ``-reduce_sum(labels * log_softmax(logits))``: same stability, different kernel.
         epsilon: added inside the log by ``"manual"`` only (ignored by the others); >= 0.
         axis: the class axis.
 

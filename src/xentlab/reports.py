@@ -159,7 +159,9 @@ def _git_commit() -> str:
     return sha + (" (with uncommitted changes)" if dirty else "")
 
 
-def provenance(profile: str, runs: list[NotebookRun], run_dir: Path) -> dict[str, Any]:
+def provenance(
+    profile: str, runs: list[NotebookRun], run_dir: Path, commit: str
+) -> dict[str, Any]:
     """Versions, machine, commit, datasets and wall times of a report run."""
     datasets = {}
     for run in runs:
@@ -170,7 +172,7 @@ def provenance(profile: str, runs: list[NotebookRun], run_dir: Path) -> dict[str
                 datasets[ds["name"]] = ds
     return {
         "profile": profile,
-        "git_commit": _git_commit(),
+        "git_commit": commit,
         "created_utc": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()),
         "python": platform.python_version(),
         "tensorflow": _version("tensorflow-cpu", "tensorflow"),
@@ -304,6 +306,7 @@ def run_reports(
     shutil.rmtree(tmp, ignore_errors=True)
     (tmp / "notebooks").mkdir(parents=True)
     runs: list[NotebookRun] = []
+    commit = _git_commit()  # the code the notebooks run, before anything can change
     try:
         for i, (nb, params) in enumerate(plan, 1):
             print(f"[{i}/{len(plan)}] {nb.stem} ...", flush=True)
@@ -326,7 +329,7 @@ def run_reports(
     claims = merge_claims(tmp)
     (tmp / "claims.json").write_text(json.dumps(claims, indent=2) + "\n")
     shutil.rmtree(tmp / "claims", ignore_errors=True)
-    prov = provenance(profile, runs, tmp)
+    prov = provenance(profile, runs, tmp, commit)
     (tmp / "provenance.json").write_text(json.dumps(prov, indent=2) + "\n")
     figures = sorted((tmp / "figures").glob("*.png"))
     (tmp / "README.md").write_text(render_readme(prov, claims, figures))
