@@ -39,6 +39,8 @@ def _parser() -> argparse.ArgumentParser:
                            help="run a profile twice and compare metrics and claims")
     check.add_argument("--profile", choices=sorted(PROFILES), default="ci")
     check.add_argument("--only", nargs="+", metavar="NOTEBOOK")
+    check.add_argument("--keep", type=Path, metavar="DIR",
+                       help="keep the first run as a full report here (e.g. reports/ci)")
     return parser
 
 
@@ -69,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "reproduce-check":
             from xentlab.reports import reproduce_check
 
-            differences = reproduce_check(args.profile, only=args.only)
+            differences = reproduce_check(args.profile, only=args.only, keep=args.keep)
             for line in differences:
                 print(line)
             print(f"reproduce-check: {len(differences)} difference(s)")

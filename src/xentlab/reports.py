@@ -395,16 +395,22 @@ def differences(a: Any, b: Any, where: str = "") -> list[str]:
     return [] if a == b else [f"{where}: {json.dumps(a)[:80]} != {json.dumps(b)[:80]}"]
 
 
-def reproduce_check(profile: str = "ci", *, only: list[str] | None = None) -> list[str]:
+def reproduce_check(
+    profile: str = "ci", *, only: list[str] | None = None, keep: Path | None = None
+) -> list[str]:
     """Run ``profile`` twice into temporary folders; return the differing metric/claim keys.
 
     Timing and provenance are excluded (:data:`VOLATILE`; ``provenance.json`` is not compared).
+    ``keep``: write the first run there as a full report (with HTML) instead of a temporary folder.
     """
     import tempfile
 
     with tempfile.TemporaryDirectory(prefix="xentlab-reproduce-") as tmp:
-        runs = [run_reports(profile, only=only, out=Path(tmp) / name, html=False)
-                for name in ("first", "second")]
+        runs = [
+            run_reports(profile, only=only, out=keep, html=True) if keep is not None
+            else run_reports(profile, only=only, out=Path(tmp) / "first", html=False),
+            run_reports(profile, only=only, out=Path(tmp) / "second", html=False),
+        ]
         files = sorted({p.relative_to(r) for r in runs for p in r.glob("metrics/*.json")})
         out = []
         for rel in [*files, Path("claims.json")]:
