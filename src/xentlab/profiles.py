@@ -35,9 +35,3 @@ PROFILES: dict[str, dict[str, Params]] = {
     },
 }
 
-
-def parameters(profile: str, notebook: str) -> Params:
-    """The papermill parameters of ``notebook`` under ``profile`` (a copy)."""
-    if profile not in PROFILES:
-        raise ValueError(f"unknown profile {profile!r}; choose one of {sorted(PROFILES)}")
-    return dict(PROFILES[profile].get(notebook, {}))
