@@ -64,4 +64,4 @@ lock: ## regenerate requirements.lock from pyproject.toml (needs uv)
 	uv pip compile pyproject.toml --extra dev --python-version 3.11 --python-platform x86_64-unknown-linux-gnu -o requirements.lock
 
 clean: ## remove the venv, the data cache, scratch output and generated reports
-	rm -rf $(VENV) data/raw data/processed .scratch reports/smoke build src/*.egg-info
+	rm -rf $(VENV) data/raw data/processed .scratch reports/smoke reports/.tmp-* reports/*.failed build src/*.egg-info

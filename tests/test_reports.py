@@ -1,6 +1,7 @@
 """The papermill runner on tiny test notebooks: success, failure, atomicity, bad input."""
 
 import json
+from pathlib import Path
 
 import nbformat
 import papermill
@@ -150,3 +151,29 @@ def test_differences_name_the_keys_and_skip_timing():
 def test_reproduce_check_on_a_deterministic_notebook(notebooks, monkeypatch):
     monkeypatch.setattr(reports, "discover", lambda notebooks_dir=None: [notebooks / "01_ok.ipynb"])
     assert reports.reproduce_check("ci") == []
+
+
+def test_relative_out_folder_keeps_the_records(notebooks, tmp_path, monkeypatch):
+    """The kernels run in the notebooks' folder: a relative --out must still collect records."""
+    monkeypatch.chdir(tmp_path)
+    out = reports.run_reports("smoke", only=["01"], out=Path("rel"), notebooks_dir=notebooks,
+                              profiles=SMOKE, html=False)
+    assert out == tmp_path / "rel"
+    assert [c["id"] for c in json.loads((out / "claims.json").read_text())] == ["999.n-positive"]
+
+
+def test_failure_while_assembling_keeps_the_previous_report(notebooks, tmp_path, monkeypatch):
+    out = tmp_path / "rep"
+    out.mkdir()
+    (out / "README.md").write_text("previous report")
+
+    def broken(*args):
+        raise KeyError("statement")
+
+    monkeypatch.setattr(reports, "render_readme", broken)
+    with pytest.raises(KeyError):
+        reports.run_reports("smoke", only=["01"], out=out, notebooks_dir=notebooks,
+                            profiles=SMOKE, html=False)
+    assert (out / "README.md").read_text() == "previous report"
+    assert (tmp_path / "rep.failed" / "notebooks" / "01_ok.ipynb").exists()
+    assert not list(tmp_path.glob(".tmp-*"))

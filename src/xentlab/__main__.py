@@ -76,9 +76,12 @@ def main(argv: list[str] | None = None) -> int:
                 print(line)
             print(f"reproduce-check: {len(differences)} difference(s)")
             return 1 if differences else 0
-    except (ValueError, RuntimeError) as err:  # DataError and ReportError are RuntimeErrors
+    except ValueError as err:  # bad arguments, found before anything ran
         print(f"error: {err}", file=sys.stderr)
-        return 2 if isinstance(err, ValueError) else 1
+        return 2
+    except Exception as err:  # DataError, ReportError, a failing cell of `notebooks`, ...
+        print(f"error: {type(err).__name__}: {err}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -25,6 +25,7 @@ import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import keras
@@ -124,8 +125,8 @@ def training_throughput(data: Any, *, steps: int, repeats: int) -> dict[str, flo
     """Steps/s of the xentlab loop and of ``Model.fit`` (two feeds), and the FLOP rates."""
     n = steps * BATCH
     x, y = np.asarray(data.x_train[:n]), np.asarray(data.y_train[:n]).astype(np.int32)
-    sub = type("Subset", (), {"x_train": x, "y_train": y, "x_test": data.x_test[:BATCH],
-                              "y_test": data.y_test[:BATCH]})()
+    sub = SimpleNamespace(x_train=x, y_train=y, x_test=data.x_test[:BATCH],
+                          y_test=data.y_test[:BATCH])
     runs: dict[str, list[float]] = {"runner": [], "fit_numpy": [], "fit_tfdata": []}
     for r in range(repeats):  # alternate, so drifts of the machine hit all three alike
         runs["runner"].append(_runner_seconds_per_step(sub, steps, seed=r))

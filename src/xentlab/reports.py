@@ -107,6 +107,7 @@ def _execute(notebook: Path, output: Path, params: Params, run_dir: Path) -> Non
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
+    previous = os.environ.get(RUN_DIR_ENV)
     os.environ[RUN_DIR_ENV] = str(run_dir)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
@@ -125,7 +126,10 @@ def _execute(notebook: Path, output: Path, params: Params, run_dir: Path) -> Non
             f"{err.ename}: {err.evalue}"
         ) from err
     finally:
-        os.environ.pop(RUN_DIR_ENV, None)
+        if previous is None:
+            os.environ.pop(RUN_DIR_ENV, None)
+        else:
+            os.environ[RUN_DIR_ENV] = previous
 
 
 def _html(executed: Path, dest: Path) -> None:
@@ -300,28 +304,41 @@ def run_reports(
         if dataset not in DATASETS:
             raise ValueError(f"unknown dataset {dataset!r}; choose one of {list(DATASETS)}")
     plan = [(nb, notebook_parameters(nb, profile, dataset, profiles)) for nb in notebooks]
-    out = Path(out) if out is not None else REPORTS_DIR / profile
+    # Absolute: the kernels run in notebooks/, and papermill changes the working directory.
+    out = (Path(out) if out is not None else REPORTS_DIR / profile).resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.parent / f".tmp-{out.name}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     (tmp / "notebooks").mkdir(parents=True)
     runs: list[NotebookRun] = []
     commit = _git_commit()  # the code the notebooks run, before anything can change
+    current = "assembling the report"
     try:
         for i, (nb, params) in enumerate(plan, 1):
+            current = nb.name
             print(f"[{i}/{len(plan)}] {nb.stem} ...", flush=True)
             start = time.perf_counter()
             _execute(nb, tmp / "notebooks" / nb.name, params, tmp)
             runs.append(NotebookRun(nb.stem, time.perf_counter() - start, params))
             print(f"[{i}/{len(plan)}] {nb.stem} done in {runs[-1].seconds:.1f} s", flush=True)
+        current = "assembling the report"
+        _assemble(tmp, profile, runs, commit, html)
+        _replace(tmp, out)
     except BaseException as err:
         failed = out.parent / f"{out.name}.failed"
         shutil.rmtree(failed, ignore_errors=True)
         tmp.rename(failed)
         if isinstance(err, ReportError):
-            kept = failed / "notebooks" / nb.name
+            kept = failed / "notebooks" / current
             raise ReportError(f"{err}\n  executed notebook kept at {kept}; {out} untouched") from err
+        print(f"report failed while {current}: run kept in {failed}; {out} untouched",
+              file=sys.stderr)
         raise
+    return out
+
+
+def _assemble(tmp: Path, profile: str, runs: list[NotebookRun], commit: str, html: bool) -> None:
+    """HTML copies, ``claims.json``, ``provenance.json`` and ``README.md`` of a finished run."""
     if html:
         (tmp / "html").mkdir()
         for executed in sorted((tmp / "notebooks").glob("*.ipynb")):
@@ -333,16 +350,19 @@ def run_reports(
     (tmp / "provenance.json").write_text(json.dumps(prov, indent=2) + "\n")
     figures = sorted((tmp / "figures").glob("*.png"))
     (tmp / "README.md").write_text(render_readme(prov, claims, figures))
-    _replace(tmp, out)
-    return out
 
 
 def _replace(new: Path, dest: Path) -> None:
-    """Move ``new`` into place at ``dest``, keeping the old folder until the move succeeded."""
+    """Move ``new`` into place at ``dest``; the previous ``dest`` is restored if that fails."""
     old = dest.parent / f".old-{dest.name}-{os.getpid()}"
     if dest.exists():
         dest.rename(old)
-    new.rename(dest)
+    try:
+        new.rename(dest)
+    except BaseException:
+        if old.exists():
+            old.rename(dest)
+        raise
     shutil.rmtree(old, ignore_errors=True)
 
 
@@ -369,7 +389,7 @@ def execute_in_place(notebooks: list[Path]) -> None:
 
 
 #: Metric keys that measure the machine rather than the experiment (excluded from comparisons).
-VOLATILE = re.compile(r"seconds|(^|_)ms$|per_s|gflops|gbs|bandwidth|over_keras|peak|timing")
+VOLATILE = re.compile(r"seconds|(^|_)ms$|per_s$|gflops|gbs|bandwidth|over_keras|peak|timing")
 
 
 def comparable(value: Any) -> Any:
