@@ -240,7 +240,7 @@ def test_fit_learns_and_is_deterministic():
     y = np.eye(2, dtype=np.float32)[(x[:, 0, 0] > 127).astype(int)]  # one bright pixel decides
     loss = multilabel_loss("softmax_multihot")
 
-    def run(compiled: bool) -> tuple[minitrain.History, float]:
+    def run(compiled: bool) -> tuple[minitrain.FitHistory, float]:
         minitrain.seed_everything(0)
         model = MLP(16, hidden=16, classes=2, seed=0)
         hist = minitrain.fit(model, loss, x, y, steps=60, batch_size=32, learning_rate=1e-2,

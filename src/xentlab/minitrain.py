@@ -21,19 +21,15 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-__all__ = ["History", "fit", "predict_logits", "seed_everything"]
+from xentlab.train import seed_everything  # re-exported: notebooks 04 and 05 import it here
+
+__all__ = ["FitHistory", "fit", "predict_logits", "seed_everything"]
 
 LossFn = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]
 
 
-def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy, TF and Keras and make TF's kernels deterministic."""
-    keras.utils.set_random_seed(int(seed))
-    tf.config.experimental.enable_op_determinism()
-
-
 @dataclass
-class History:
+class FitHistory:
     """What :func:`fit` measured at each logged step (lists of equal length)."""
 
     step: list[int] = field(default_factory=list)
@@ -64,8 +60,8 @@ def fit(
     compiled: bool = True,
     log_every: int = 10,
     progress: bool = False,
-) -> History:
-    """Train ``model`` for ``steps`` Adam steps on minibatches of ``(x, y)``; return a History.
+) -> FitHistory:
+    """Train ``model`` for ``steps`` Adam steps on minibatches of ``(x, y)``; return a FitHistory.
 
     Args:
         model: callable ``model(x_batch, training=bool) -> logits [B, C]`` with
@@ -109,7 +105,7 @@ def fit(
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(x))
     pos = 0
-    hist = History()
+    hist = FitHistory()
     iterator = range(1, steps + 1)
     if progress:
         from tqdm.auto import tqdm

@@ -33,11 +33,14 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-__all__ = ["History", "LossFn", "make_loss", "train", "LOSS_METHODS"]
+from xentlab import losses
+
+__all__ = ["History", "LossFn", "LOSS_METHODS", "batch_table", "make_loss", "seed_everything",
+           "train"]
 
 #: ``(labels_onehot [B, C] float32, logits [B, C] float32) -> scalar`` loss.
 LossFn = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]
-LOSS_METHODS = ("manual", "log_softmax", "fused")
+LOSS_METHODS = losses.METHODS
 REDUCTIONS = ("mean", "sum")
 
 
@@ -97,6 +100,12 @@ class History:
         return asdict(self)
 
 
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy, TF and Keras and make TF's kernels deterministic (for the process)."""
+    keras.utils.set_random_seed(int(seed))
+    tf.config.experimental.enable_op_determinism()
+
+
 def make_loss(method: str, *, reduction: str = "mean", epsilon: float = 0.0) -> LossFn:
     """A scalar loss ``(labels_onehot [B, C], logits [B, C]) -> []`` from
     :func:`xentlab.losses.softmax_cross_entropy`.
@@ -113,8 +122,6 @@ def make_loss(method: str, *, reduction: str = "mean", epsilon: float = 0.0) -> 
         raise ValueError(f"epsilon must be >= 0, got {epsilon!r}")
     if epsilon and method != "manual":
         raise ValueError(f"epsilon only applies to method 'manual', not {method!r}")
-    from xentlab import losses
-
     reduce = tf.reduce_mean if reduction == "mean" else tf.reduce_sum
     kwargs = {"epsilon": float(epsilon)} if method == "manual" else {}
 
@@ -199,8 +206,7 @@ def train(
     if n_test == 0:
         raise ValueError("the dataset has no test examples")
 
-    keras.utils.set_random_seed(seed)
-    tf.config.experimental.enable_op_determinism()
+    seed_everything(seed)
     opt = _optimizer(optimizer, learning_rate)
     variables = list(model.trainable_variables)
     opt.build(variables)
