@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")  # the same CPU kernels on every x86 machine (see Makefile)
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -142,13 +142,17 @@ def claims() -> list[dict[str, Any]]:
     return _read(run_dir() / "claims" / f"{_current()}.json", [])
 
 
-def metric(name: str, value: Any) -> Any:
-    """Record one named measurement (any JSON-able value, NumPy/TF values converted)."""
+def metric(name: str, value: Any) -> None:
+    """Record one named measurement (any JSON-able value, NumPy/TF values converted).
+
+    Returns nothing, so that a notebook cell ending in ``record.metric(...)`` displays nothing:
+    full-precision values vary in their last digits across CPUs and would break nbval; the
+    notebook prints what it shows, rounded.
+    """
     path = run_dir() / "metrics" / f"{_current()}.json"
     metrics = _read(path, {})
     metrics[name] = jsonable(value)
     _write(path, metrics)
-    return metrics[name]
 
 
 def save_text(name: str, text: str) -> Path:
