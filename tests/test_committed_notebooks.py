@@ -58,3 +58,22 @@ def test_papermill_parses_every_parameter(path):
     assigned = [line.split("=")[0].strip() for line in "".join(cell["source"]).splitlines()
                 if "=" in line and not line.lstrip().startswith("#")]
     assert list(papermill.inspect_notebook(str(path))) == assigned
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_setup_pins_onednn_before_tensorflow(path):
+    """TensorFlow picks oneDNN or Eigen CPU kernels by CPU unless TF_ENABLE_ONEDNN_OPTS is set
+    before it loads; the two print different digits (see the README's Guarantees). Every
+    notebook must set it before its first TensorFlow or Keras import, so a kernel started by
+    JupyterLab (no Makefile, no conftest) runs the kernels the committed outputs came from."""
+    code = "".join(next(c for c in json.loads(path.read_text())["cells"]
+                        if c["cell_type"] == "code")["source"])
+    pin = code.find('os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")')
+    first_import = min(i for i in (code.find("import tensorflow"), code.find("import keras"))
+                       if i >= 0)
+    assert 0 <= pin < first_import, f"{path.name}: the Setup cell must pin oneDNN before importing TF"
+
+
+def test_makefile_pins_onednn():
+    makefile = (NOTEBOOKS_DIR.parent / "Makefile").read_text()
+    assert "export TF_ENABLE_ONEDNN_OPTS := 1" in makefile
