@@ -14,7 +14,7 @@ DATA_STAMP := data/processed/$(DATASET).npz
 export TF_CPP_MIN_LOG_LEVEL := 2
 # TensorFlow enables its oneDNN CPU kernels only on some x86 CPUs (AVX-512 ones); elsewhere it
 # uses Eigen's, whose softmax rounds a saturated row's top value to 0.99999994 instead of 1.0 and
-# which keeps no allocator statistics. The same kernels everywhere: the committed outputs hold.
+# which keeps no allocator statistics. The same kernels everywhere (xentlab.config.TF_ENVIRONMENT).
 export TF_ENABLE_ONEDNN_OPTS := 1
 
 .PHONY: help setup data reports test notebooks lab lint clean lock bench reproduce-check

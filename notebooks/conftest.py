@@ -1,18 +1,17 @@
 """nbval settings for the committed notebooks (``pytest --nbval --nbval-current-env notebooks``).
 
-TensorFlow's C++ logs are silenced and its oneDNN kernels switched on before any kernel starts
-(kernels inherit this environment),
-records go to the gitignored scratch folder, and stderr (TF/absl logs, tqdm progress bars,
-warnings) is excluded from the comparison: only what a notebook prints to stdout and its
-displayed results are compared against the committed outputs.
+TensorFlow's environment (C++ logs silenced, oneDNN kernels on: ``config.TF_ENVIRONMENT``) is
+set before any kernel starts (kernels inherit it), records go to the gitignored scratch folder,
+and stderr (TF/absl logs, tqdm progress bars, warnings) is excluded from the comparison: only
+what a notebook prints to stdout and its displayed results are compared against the committed
+outputs.
 """
 
 import os
 
-from xentlab.config import RUN_DIR_ENV, SCRATCH_DIR
+from xentlab.config import RUN_DIR_ENV, SCRATCH_DIR, set_tensorflow_environment
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
+set_tensorflow_environment()
 os.environ[RUN_DIR_ENV] = str(SCRATCH_DIR)
 
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")  # the same CPU kernels on every x86 machine (see Makefile)
+from xentlab.config import set_tensorflow_environment
+
+set_tensorflow_environment()
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -19,3 +19,17 @@ SCRATCH_DIR: Path = PROJECT_ROOT / ".scratch"
 
 #: Environment variable through which the report runner tells a notebook where to write.
 RUN_DIR_ENV = "XENTLAB_RUN_DIR"
+
+#: The environment every TensorFlow process of the project starts with (a user's own setting
+#: wins): C++ logs silenced, and TensorFlow's oneDNN CPU kernels on every x86 CPU. TensorFlow
+#: enables oneDNN by default only on CPUs with AVX-512 and uses Eigen's kernels elsewhere, which
+#: print different digits (a saturated softmax row tops out at 0.99999994, not 1.0) and keep no
+#: allocator statistics; see the README's Guarantees. Notebooks set the same two variables in
+#: their Setup cell, before importing TensorFlow.
+TF_ENVIRONMENT: dict[str, str] = {"TF_CPP_MIN_LOG_LEVEL": "2", "TF_ENABLE_ONEDNN_OPTS": "1"}
+
+
+def set_tensorflow_environment() -> None:
+    """Apply :data:`TF_ENVIRONMENT` (``setdefault``); call before TensorFlow is loaded."""
+    for name, value in TF_ENVIRONMENT.items():
+        os.environ.setdefault(name, value)

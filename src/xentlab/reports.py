@@ -24,7 +24,14 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from xentlab.config import NOTEBOOKS_DIR, PROJECT_ROOT, REPORTS_DIR, RUN_DIR_ENV, SCRATCH_DIR
+from xentlab.config import (
+    NOTEBOOKS_DIR,
+    PROJECT_ROOT,
+    REPORTS_DIR,
+    RUN_DIR_ENV,
+    SCRATCH_DIR,
+    set_tensorflow_environment,
+)
 from xentlab.profiles import PROFILES, Params
 
 KERNEL = "python3"
@@ -109,7 +116,7 @@ def _execute(notebook: Path, output: Path, params: Params, run_dir: Path) -> Non
 
     previous = os.environ.get(RUN_DIR_ENV)
     os.environ[RUN_DIR_ENV] = str(run_dir)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    set_tensorflow_environment()
     try:
         with kernel_stderr_to(run_dir / "logs" / f"{notebook.stem}.stderr.log"):
             papermill.execute_notebook(
@@ -373,7 +380,7 @@ def execute_in_place(notebooks: list[Path]) -> None:
     from nbclient import NotebookClient
 
     os.environ[RUN_DIR_ENV] = str(SCRATCH_DIR)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    set_tensorflow_environment()
     for i, path in enumerate(notebooks, 1):
         print(f"[{i}/{len(notebooks)}] {path.stem} ...", flush=True)
         start = time.perf_counter()
