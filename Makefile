@@ -6,10 +6,8 @@ PYTHON   ?= python3
 VENV     := .venv
 PY       := $(VENV)/bin/python
 PROFILE  ?= ci
-DATASET  ?= mnist10k
 UV_VERSION := 0.13.8
 STAMP    := $(VENV)/.installed
-DATA_STAMP := data/processed/$(DATASET).npz
 # TensorFlow's C++ logs (oneDNN notices etc.) go to stderr; keep them out of every run.
 export TF_CPP_MIN_LOG_LEVEL := 2
 # TensorFlow enables its oneDNN CPU kernels only on some x86 CPUs (AVX-512 ones); elsewhere it
@@ -35,20 +33,18 @@ $(STAMP): requirements.lock pyproject.toml
 	  k['argv'] += ['--IPKernelApp.capture_fd_output=False']; json.dump(k, open(p, 'w'), indent=1)"
 	touch $(STAMP)
 
-data: $(STAMP) ## fetch, verify and cache the dataset (DATASET=mnist10k|mnist)
-	$(PY) -m xentlab data --dataset $(DATASET)
+data: $(STAMP) ## fetch and verify both datasets (mnist, the default; mnist10k) into data/processed/
+	$(PY) -m xentlab data --dataset mnist
+	$(PY) -m xentlab data --dataset mnist10k
 
-reports: $(STAMP) ## run every notebook with papermill into reports/$(PROFILE)/ (PROFILE=smoke|ci|paper)
-	$(PY) -m xentlab data --dataset $(DATASET)
+reports: data ## run every notebook with papermill into reports/$(PROFILE)/ (PROFILE=smoke|ci|paper)
 	$(PY) -m xentlab reports --profile $(PROFILE)
 
-test: $(STAMP) ## unit, property and pipeline tests, then nbval over the committed notebooks
-	$(PY) -m xentlab data --dataset mnist10k
+test: data ## unit, property and pipeline tests, then nbval over the committed notebooks
 	$(PY) -m pytest -q tests
 	$(PY) -m pytest -q -p no:randomly --nbval --nbval-current-env --nbval-sanitize-with notebooks/sanitize.cfg notebooks
 
-notebooks: $(STAMP) ## re-execute the committed notebooks in place with their default parameters
-	$(PY) -m xentlab data --dataset mnist10k
+notebooks: data ## re-execute the committed notebooks in place with their default parameters
 	$(PY) -m xentlab notebooks
 
 lab: $(STAMP) ## start JupyterLab on the venv's python3 kernel
@@ -60,8 +56,7 @@ lint: $(STAMP) ## ruff over src, tests and notebooks
 bench: $(STAMP) ## benchmarks (python -m xentlab bench --quick)
 	$(PY) -m xentlab bench --quick
 
-reproduce-check: $(STAMP) ## run the ci profile twice and compare metrics and claims (timing excluded)
-	$(PY) -m xentlab data --dataset mnist10k
+reproduce-check: data ## run the ci profile twice and compare metrics and claims (timing excluded)
 	$(PY) -m xentlab reproduce-check --profile ci
 
 lock: ## regenerate requirements.lock from pyproject.toml (needs uv)

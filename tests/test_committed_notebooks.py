@@ -64,14 +64,23 @@ def test_papermill_parses_every_parameter(path):
 def test_setup_pins_onednn_before_tensorflow(path):
     """TensorFlow picks oneDNN or Eigen CPU kernels by CPU unless TF_ENABLE_ONEDNN_OPTS is set
     before it loads; the two print different digits (see the README's Guarantees). Every
-    notebook must set it before its first TensorFlow or Keras import, so a kernel started by
-    JupyterLab (no Makefile, no conftest) runs the kernels the committed outputs came from."""
+    notebook's Setup cell calls ``notebook.setup`` (which sets it) before its first TensorFlow or
+    Keras import, so a kernel started by JupyterLab (no Makefile, no conftest) runs the kernels
+    the committed outputs came from."""
     code = "".join(next(c for c in json.loads(path.read_text())["cells"]
                         if c["cell_type"] == "code")["source"])
-    pin = code.find('os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")')
-    first_import = min(i for i in (code.find("import tensorflow"), code.find("import keras"))
-                       if i >= 0)
-    assert 0 <= pin < first_import, f"{path.name}: the Setup cell must pin oneDNN before importing TF"
+    setup = code.find(f'notebook.setup("{path.stem}")')
+    imports = [i for i in (code.find("import tensorflow"), code.find("import keras"),
+                           code.find("from keras")) if i >= 0]
+    assert 0 <= setup < min(imports, default=len(code)), (
+        f"{path.name}: the Setup cell must call notebook.setup({path.stem!r}) before importing TF")
+
+
+def test_notebook_setup_applies_the_tensorflow_environment():
+    from xentlab import config, notebook
+
+    assert "set_tensorflow_environment()" in __import__("inspect").getsource(notebook.setup)
+    assert config.TF_ENVIRONMENT["TF_ENABLE_ONEDNN_OPTS"] == "1"
 
 
 def test_makefile_pins_onednn():

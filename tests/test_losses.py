@@ -12,8 +12,10 @@ from hypothesis import strategies as st
 
 from xentlab.losses import (
     METHODS,
+    REDUCTIONS,
     SIGMOID_METHODS,
     keras2_categorical_crossentropy,
+    reduced,
     reference_softmax_cross_entropy,
     sigmoid_cross_entropy,
     softmax_cross_entropy,
@@ -186,6 +188,138 @@ def test_sparse_equals_one_hot_dense(dtype, problem):
     )
 
 
+# --- the fused kernels, in every mode ---------------------------------------------------------
+
+
+def _traced_value_and_grad(loss_fn, labels, logits):
+    """Trace ``loss_fn`` and its gradient w.r.t. the logits in one ``tf.function``; return the
+    concrete function, the set of op types in its graph, the loss and the gradient."""
+
+    @tf.function
+    def value_and_grad(y, z):
+        with tf.GradientTape() as tape:
+            tape.watch(z)
+            loss = loss_fn(y, z)
+        return loss, tape.gradient(loss, z)
+
+    concrete = value_and_grad.get_concrete_function(labels, logits)
+    types = {op.type for op in concrete.graph.get_operations()}
+    return concrete, types, *concrete(labels, logits)
+
+
+def _kernel_backprop_is_used(concrete, kernel: str) -> bool:
+    """Whether the graph consumes the kernel's second output (its ``softmax - labels``
+    backprop), which only the kernel's registered gradient does."""
+    (op,) = [op for op in concrete.graph.get_operations() if op.type == kernel]
+    return bool(op.outputs[1].consumers())
+
+
+_XENT_LOGITS = tf.constant([[0.5, -1.0, 2.0, 0.0], [1.0, 1.0, 1.0, 1.0], [3.0, -2.0, 0.0, 1.0]])
+_XENT_CLASSES = tf.constant([2, 0, 1])
+
+
+# Op determinism is process-wide, and its public switch is one-way; the op_determinism fixture
+# (conftest.py) restores the previous state through TF's internal disable_op_determinism. The
+# training tests enable it for good anyway (xentlab.train.seed_everything).
+@pytest.mark.parametrize("deterministic", [False, True])
+def test_fused_runs_the_kernel_and_its_gradient(op_determinism, deterministic):
+    op_determinism(deterministic)
+    # Multi-hot labels (each row sums to 2) tell the kernel's gradient from the true one: the
+    # kernel's backprop output is softmax - labels whatever the labels sum to, while the
+    # gradient of -sum(labels * log_softmax) is sum(labels) * softmax - labels.
+    labels = tf.constant([[1.0, 1.0, 0.0, 0.0]] * 3)
+    concrete, types, loss, grad = _traced_value_and_grad(
+        lambda y, z: softmax_cross_entropy(y, z, method="fused"), labels, _XENT_LOGITS
+    )
+    assert "SoftmaxCrossEntropyWithLogits" in types
+    assert _kernel_backprop_is_used(concrete, "SoftmaxCrossEntropyWithLogits")
+    np.testing.assert_allclose(
+        loss.numpy(), reference_softmax_cross_entropy(labels, _XENT_LOGITS), rtol=1e-6
+    )
+    p = tf.nn.softmax(_XENT_LOGITS).numpy()
+    np.testing.assert_allclose(grad.numpy(), p - labels.numpy(), rtol=1e-6, atol=1e-6)
+    assert np.abs(grad.numpy() - (2 * p - labels.numpy())).max() > 0.1  # not the true gradient
+
+
+@pytest.mark.parametrize("deterministic", [False, True])
+def test_sparse_runs_the_kernel_and_its_gradient(op_determinism, deterministic):
+    op_determinism(deterministic)  # see test_fused_runs_the_kernel_and_its_gradient
+    concrete, types, loss, grad = _traced_value_and_grad(
+        sparse_softmax_cross_entropy, _XENT_CLASSES, _XENT_LOGITS
+    )
+    assert "SparseSoftmaxCrossEntropyWithLogits" in types
+    assert _kernel_backprop_is_used(concrete, "SparseSoftmaxCrossEntropyWithLogits")
+    # tf.nn's deterministic composite is log_softmax + gather; none of it is traced here.
+    assert not types & {"LogSoftmax", "Softmax", "GatherV2"}
+    one_hot = np.eye(4)[_XENT_CLASSES.numpy()]
+    np.testing.assert_allclose(
+        loss.numpy(), reference_softmax_cross_entropy(one_hot, _XENT_LOGITS), rtol=1e-6
+    )
+    p = tf.nn.softmax(_XENT_LOGITS).numpy()
+    np.testing.assert_allclose(grad.numpy(), p - one_hot, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("loss_fn", "kernel", "labels"),
+    [
+        (
+            tf.nn.softmax_cross_entropy_with_logits,
+            "SoftmaxCrossEntropyWithLogits",
+            tf.one_hot(_XENT_CLASSES, 4),
+        ),
+        (
+            tf.nn.sparse_softmax_cross_entropy_with_logits,
+            "SparseSoftmaxCrossEntropyWithLogits",
+            _XENT_CLASSES,
+        ),
+    ],
+    ids=["dense", "sparse"],
+)
+def test_tf_nn_drops_the_kernel_under_op_determinism(op_determinism, loss_fn, kernel, labels):
+    """Why losses.py calls tf.raw_ops: under op determinism tf.nn's cross-entropy functions
+    compose log_softmax (TF 2.21 nn_ops.py) instead of running the fused kernel."""
+
+    def call(y, z):
+        return loss_fn(labels=y, logits=z)
+
+    op_determinism(False)
+    _, types, _, _ = _traced_value_and_grad(call, labels, _XENT_LOGITS)
+    assert kernel in types
+    op_determinism(True)  # see test_fused_runs_the_kernel_and_its_gradient
+    _, types, loss, _ = _traced_value_and_grad(call, labels, _XENT_LOGITS)
+    assert kernel not in types
+    assert "LogSoftmax" in types
+    np.testing.assert_allclose(
+        loss.numpy(),
+        reference_softmax_cross_entropy(tf.one_hot(_XENT_CLASSES, 4), _XENT_LOGITS),
+        rtol=1e-6,
+    )
+
+
+@pytest.mark.parametrize("form", ["log_softmax", "fused", "sparse"])
+def test_gradient_matches_finite_differences_in_float64(rng, form):
+    """tf.test.compute_gradient: the analytic Jacobian (d loss_i / d logits_jk) against
+    central differences, float64, moderate logits, soft labels summing to 1."""
+    logits = tf.constant(3 * rng.normal(size=(3, 5)))
+    labels = rng.dirichlet(np.ones(5), size=3)
+    classes = rng.integers(0, 5, size=3)
+    if form == "sparse":
+
+        def loss(z):
+            return sparse_softmax_cross_entropy(classes, z)
+
+    else:
+
+        def loss(z):
+            return softmax_cross_entropy(labels, z, method=form)
+
+    ((analytic,), (numeric,)) = tf.test.compute_gradient(loss, [logits])
+    assert analytic.shape == numeric.shape == (3, 15)
+    assert analytic.dtype == np.float64
+    assert np.abs(analytic).max() > 0.1  # not trivially zero
+    assert np.abs(analytic - numeric).max() < 1e-6
+
+
 # --- manual: the documented failure ----------------------------------------------------------
 
 
@@ -309,23 +443,108 @@ def test_manual_under_tf_function_grappler_rewrites_log_softmax():
 
 
 @pytest.mark.parametrize("method", METHODS)
-@pytest.mark.parametrize("axis", [0, 1, -1])
-def test_axis_and_shape(method, axis):
-    rng = np.random.default_rng(0)
-    logits = rng.normal(size=(2, 3, 4)).astype(np.float32)
-    labels = np.moveaxis(
-        np.eye(logits.shape[axis])[
-            rng.integers(0, logits.shape[axis], size=np.delete(logits.shape, axis))
-        ],
-        -1,
-        axis,
-    ).astype(np.float32)
-    got = softmax_cross_entropy(labels, logits, method=method, axis=axis).numpy()
+@pytest.mark.parametrize("axis", [0, 1, -2, -1])
+def test_methods_match_oracle_on_any_axis_eager_and_traced(run_mode, rng, method, axis):
+    """Rank-3 logits, soft labels, the class axis anywhere (the fused kernel needs it moved last
+    and the rest flattened): eager and ``tf.function`` both agree with the float64 oracle."""
+    logits = (3 * rng.normal(size=(2, 3, 4))).astype(np.float32)
+    batch = tuple(np.delete(logits.shape, axis))
+    labels = np.moveaxis(rng.dirichlet(np.ones(logits.shape[axis]), size=batch), -1, axis)
+    labels = labels.astype(np.float32)
+    loss = run_mode(lambda y, z: softmax_cross_entropy(y, z, method=method, axis=axis))
+    got = loss(labels, logits)
     want = reference_softmax_cross_entropy(
         np.moveaxis(labels, axis, -1), np.moveaxis(logits, axis, -1)
     )
-    assert got.shape == want.shape
-    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    assert got.shape == want.shape == batch and got.dtype == tf.float32
+    np.testing.assert_allclose(got.numpy(), want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("shape", [(5, 4), (2, 3, 4)])
+def test_sparse_equals_dense_eager_and_traced(run_mode, rng, shape):
+    logits = (3 * rng.normal(size=shape)).astype(np.float32)
+    classes = rng.integers(0, shape[-1], size=shape[:-1])
+    one_hot = np.eye(shape[-1], dtype=np.float32)[classes]
+    sparse = run_mode(sparse_softmax_cross_entropy)(classes, logits)
+    dense = run_mode(softmax_cross_entropy)(one_hot, logits)
+    assert sparse.shape == dense.shape == shape[:-1]
+    np.testing.assert_allclose(sparse.numpy(), dense.numpy(), rtol=1e-6, atol=1e-6)
+    want = reference_softmax_cross_entropy(one_hot, logits)
+    np.testing.assert_allclose(sparse.numpy(), want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("method", "spec", "axis"),
+    [(m, [None, 3], -1) for m in METHODS]
+    + [(m, [None, 3, 4], 1) for m in METHODS]
+    + [("sparse", [None, 3], -1)],
+)
+def test_unknown_batch_dim_gives_batch_shape(rng, method, spec, axis):
+    """Traced once with an unknown batch size: the static output shape keeps ``None`` (not an
+    unknown rank), and every batch size, 0 included, runs through the one graph."""
+    if method == "sparse":
+        signature = [tf.TensorSpec(spec[:-1], tf.int32), tf.TensorSpec(spec, tf.float32)]
+        loss = tf.function(sparse_softmax_cross_entropy, input_signature=signature)
+    else:
+        signature = [tf.TensorSpec(spec, tf.float32)] * 2
+        loss = tf.function(
+            lambda y, z: softmax_cross_entropy(y, z, method=method, axis=axis),
+            input_signature=signature,
+        )
+    expected = [d for i, d in enumerate(spec) if i != axis % len(spec)]
+    assert loss.get_concrete_function().structured_outputs.shape.as_list() == expected
+    for batch in (0, 1, 4):
+        shape = (batch, *spec[1:])
+        logits = (3 * rng.normal(size=shape)).astype(np.float32)
+        moved = np.moveaxis(logits, axis, -1)
+        classes = rng.integers(0, moved.shape[-1], size=moved.shape[:-1])
+        one_hot = np.eye(moved.shape[-1], dtype=np.float32)[classes]
+        labels = classes.astype(np.int32) if method == "sparse" else np.moveaxis(one_hot, -1, axis)
+        got = loss(labels, logits)
+        assert got.shape == moved.shape[:-1]
+        want = reference_softmax_cross_entropy(one_hot, moved)
+        np.testing.assert_allclose(got.numpy(), want, rtol=1e-5, atol=1e-5)
+    assert loss.experimental_get_tracing_count() == 1
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_axis_other_than_last_needs_a_known_rank(method):
+    """With an unknown rank an axis other than -1 cannot be checked or moved: a clear error."""
+    loss = tf.function(
+        lambda y, z: softmax_cross_entropy(y, z, method=method, axis=0),
+        input_signature=[tf.TensorSpec(None, tf.float32)] * 2,
+    )
+    with pytest.raises(ValueError, match="axis 0 needs logits of known rank"):
+        loss(np.float32([[1.0, 0.0]]), np.float32([[0.0, 1.0]]))
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+def test_fused_and_sparse_keep_the_dtype(run_mode, rng, dtype):
+    """No upcast: the kernels run in float16, bfloat16, float32 and float64, forward and
+    gradient, eager and traced."""
+    logits = _cast(3 * rng.normal(size=(4, 5)), dtype)
+    classes = rng.integers(0, 5, size=4)
+    labels = _cast(np.eye(5)[classes], dtype)
+
+    def value_and_grad(y, z, c):
+        with tf.GradientTape(persistent=True) as tape:
+            tape.watch(z)
+            dense = softmax_cross_entropy(y, z, method="fused")
+            sparse = sparse_softmax_cross_entropy(c, z)
+        return dense, sparse, tape.gradient(dense, z), tape.gradient(sparse, z)
+
+    dense, sparse, dense_grad, sparse_grad = run_mode(value_and_grad)(labels, logits, classes)
+    assert dense.dtype == sparse.dtype == dense_grad.dtype == sparse_grad.dtype == dtype
+    assert dense.shape == sparse.shape == (4,)
+    assert dense_grad.shape == sparse_grad.shape == (4, 5)
+    zq, yq = _f64(logits), _f64(labels)
+    want = reference_softmax_cross_entropy(yq, zq)
+    _assert_within(_f64(dense), want, _tol(dtype, zq, yq))
+    _assert_within(_f64(sparse), want, _tol(dtype, zq, yq))
+    p = np.exp(zq - zq.max(-1, keepdims=True))
+    p /= p.sum(-1, keepdims=True)
+    for grad in (dense_grad, sparse_grad):
+        _assert_within(_f64(grad), p - yq, FACTOR * UNIT_ROUNDOFF[dtype])
 
 
 def test_inputs_may_be_lists_numpy_or_tensors():
@@ -455,6 +674,98 @@ def test_keras2_matches_keras3_tensorflow_backend():
         keras.ops.convert_to_numpy(keras.ops.categorical_crossentropy(target, output)),
         rtol=1e-6,
     )
+
+
+# --- reduced ---------------------------------------------------------------------------------
+
+
+def test_reductions_are_mean_and_sum():
+    assert REDUCTIONS == ("mean", "sum")
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_reduced_mean_and_sum(run_mode, rng, reduction):
+    logits = (3 * rng.normal(size=(6, 4))).astype(np.float32)
+    classes = rng.integers(0, 4, size=6)
+    one_hot = np.eye(4, dtype=np.float32)[classes]
+    per_example = reference_softmax_cross_entropy(one_hot, logits)
+    want = per_example.mean() if reduction == "mean" else per_example.sum()
+    for fn, labels in ((softmax_cross_entropy, one_hot), (sparse_softmax_cross_entropy, classes)):
+        got = run_mode(reduced(fn, reduction))(labels, logits)
+        assert got.shape == () and got.dtype == tf.float32
+        np.testing.assert_allclose(got.numpy(), want, rtol=1e-6)
+
+
+def test_reduced_default_is_mean_document_001():
+    loss = reduced(softmax_cross_entropy)
+    assert loss.__name__ == "softmax_cross_entropy_mean"
+    assert str(np.float32(loss(DOC001_LABELS, np.float32(DOC001_LOGITS)).numpy())) == "16.478533"
+
+
+def test_reduced_forwards_kwargs(rng):
+    labels, logits = [[1.0, 0.0]] * 2, [[1.0, 1000.0]] * 2  # document 002's toy, twice
+    assert reduced(softmax_cross_entropy, "sum")(labels, logits).numpy() == 1998.0
+    manual = reduced(softmax_cross_entropy, "sum", method="manual")
+    assert manual(labels, logits).numpy() == np.inf
+    capped = reduced(softmax_cross_entropy, "sum", method="manual", epsilon=1e-10)
+    np.testing.assert_allclose(capped(labels, logits).numpy(), 2 * 23.02585, rtol=1e-6)
+    # axis too: the class axis first is the transpose of the class axis last.
+    z = rng.normal(size=(5, 3)).astype(np.float32)
+    y = np.eye(3, dtype=np.float32)[rng.integers(0, 3, size=5)]
+    np.testing.assert_allclose(
+        reduced(softmax_cross_entropy, "sum", axis=0)(y.T, z.T).numpy(),
+        reduced(softmax_cross_entropy, "sum")(y, z).numpy(),
+        rtol=1e-6,
+    )
+
+
+@pytest.mark.parametrize(
+    ("fn", "reduction", "kwargs", "name"),
+    [
+        (
+            softmax_cross_entropy,
+            "sum",
+            {"method": "manual", "epsilon": 1e-10},
+            "softmax_cross_entropy_manual_eps1e-10_sum",
+        ),
+        (softmax_cross_entropy, "mean", {"method": "fused"}, "softmax_cross_entropy_fused_mean"),
+        (
+            softmax_cross_entropy,
+            "mean",
+            {"method": "log_softmax"},
+            "softmax_cross_entropy_log_softmax_mean",
+        ),
+        (sparse_softmax_cross_entropy, "sum", {}, "sparse_softmax_cross_entropy_sum"),
+    ],
+)
+def test_reduced_name(fn, reduction, kwargs, name):
+    assert reduced(fn, reduction, **kwargs).__name__ == name
+
+
+def test_reduced_names_are_distinct():
+    names = {
+        reduced(softmax_cross_entropy, r, method=m).__name__ for m in METHODS for r in REDUCTIONS
+    }
+    names.add(reduced(softmax_cross_entropy, "mean", method="manual", epsilon=1e-10).__name__)
+    assert len(names) == len(METHODS) * len(REDUCTIONS) + 1
+
+
+@pytest.mark.parametrize(
+    ("args", "match"),
+    [
+        (
+            (softmax_cross_entropy, "max"),
+            r"unknown reduction 'max'; choose one of \('mean', 'sum'\)",
+        ),
+        ((softmax_cross_entropy, "Mean"), "unknown reduction 'Mean'"),
+        ((softmax_cross_entropy, None), "unknown reduction None"),
+        (("softmax_cross_entropy",), "fn must be a per-example loss function"),
+        ((None, "sum"), "fn must be a per-example loss function, got None"),
+    ],
+)
+def test_reduced_bad_arguments_raise_value_error(args, match):
+    with pytest.raises(ValueError, match=match):
+        reduced(*args)
 
 
 # --- bad input -------------------------------------------------------------------------------

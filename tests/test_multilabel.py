@@ -1,4 +1,4 @@
-"""Tests for xentlab.multilabel (pairs, decision rules, metrics, losses) and xentlab.minitrain."""
+"""Tests for xentlab.multilabel (pairs, decision rules, metrics, losses)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from xentlab import minitrain, multilabel
+from xentlab import losses, multilabel
 from xentlab.multilabel import (
     MLP,
     choose_per_class_thresholds,
@@ -15,7 +15,7 @@ from xentlab.multilabel import (
     f1_per_label,
     macro_f1,
     make_pairs,
-    multilabel_loss,
+    per_example_loss,
     predict_sets,
 )
 
@@ -188,6 +188,10 @@ def test_losses_values_and_linearity():
         multilabel_loss("hinge")
 
 
+def multilabel_loss(name):
+    return losses.reduced(per_example_loss(name), "mean")
+
+
 @pytest.fixture
 def op_determinism():
     """Yield a setter for TF's op determinism and restore the previous state afterwards."""
@@ -234,32 +238,6 @@ def test_mlp_shapes_and_seed():
         MLP(0)
 
 
-def test_fit_learns_and_is_deterministic():
-    rng = np.random.default_rng(0)
-    x = rng.integers(0, 256, size=(256, 4, 4), dtype=np.uint8)
-    y = np.eye(2, dtype=np.float32)[(x[:, 0, 0] > 127).astype(int)]  # one bright pixel decides
-    loss = multilabel_loss("softmax_multihot")
-
-    def run(compiled: bool) -> tuple[minitrain.FitHistory, float]:
-        minitrain.seed_everything(0)
-        model = MLP(16, hidden=16, classes=2, seed=0)
-        hist = minitrain.fit(model, loss, x, y, steps=60, batch_size=32, learning_rate=1e-2,
-                             compiled=compiled, log_every=20)
-        acc = float(np.mean(minitrain.predict_logits(model, x).argmax(1) == y.argmax(1)))
-        return hist, acc
-
-    h1, acc1 = run(True)
-    h2, acc2 = run(True)
-    h3, _ = run(False)
-    assert h1.step == [1, 20, 40, 60]
-    assert h1.loss == h2.loss and acc1 == acc2
-    np.testing.assert_allclose(h1.loss, h3.loss, rtol=1e-4)  # eager == compiled
-    assert acc1 > 0.8 and h1.loss[-1] < h1.loss[0]
-    assert all(0.0 <= v <= 1.0 for v in h1.zero_grad_fraction + h1.zero_grad_wrong_fraction)
-    with pytest.raises(ValueError):
-        minitrain.fit(MLP(16, classes=2), loss, x, y, steps=0)
-
-
 def test_losses_table_matches_functions():
     assert set(multilabel.LOSSES) == {"sigmoid", "softmax_normalised", "softmax_multihot",
                                       "softmax_multihot_autodiff"}
@@ -267,3 +245,23 @@ def test_losses_table_matches_functions():
     z = tf.constant([[0.3, -1.0, 2.0]])
     for name in multilabel.LOSSES:
         assert np.isfinite(float(multilabel_loss(name)(y, z)))
+        assert per_example_loss(name)(y, z).shape == (1,)
+
+
+def test_evaluate_rules_scores_each_rule():
+    y = np.array([[1, 0, 0], [0, 1, 1], [1, 1, 0], [0, 0, 1]], np.float32)
+    perfect = np.where(y > 0, 0.9, 0.1)
+    rows = multilabel.evaluate_rules(perfect, y, perfect, y, np.array([0.5]))
+    assert [r["rule"] for r in rows] == list(multilabel.RULES)
+    assert all(r["exact"] == 1.0 and r["macro_f1"] == 1.0 and r["exact_one"] == 1.0
+               and r["exact_two"] == 1.0 for r in rows)
+
+
+def test_train_and_evaluate_learns_a_separable_task():
+    x, y = _digits(60)
+    pairs = {k: make_pairs(x, y, 200, seed=s) for k, s in (("train", 1), ("val", 2), ("test", 3))}
+    hist, rows, largest = multilabel.train_and_evaluate(
+        "sigmoid", pairs, np.array([0.3, 0.5]), seed=0, hidden=32, steps=40, batch_size=32,
+        learning_rate=1e-2)
+    assert hist.steps_run == 40 and len(rows) == len(multilabel.RULES) and largest > 0
+    assert {r["loss"] for r in rows} == {"sigmoid"} and all(0 <= r["exact"] <= 1 for r in rows)

@@ -1,4 +1,5 @@
-"""xentlab.train: determinism, one trace, divergence recorded, argument checks."""
+"""xentlab.train: determinism, one trace, eager and compiled, label kinds, divergence recorded,
+argument checks."""
 
 from types import SimpleNamespace
 
@@ -6,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from xentlab import models, train
+from xentlab import losses, models, train
 
 RNG = np.random.default_rng(0)
 DATA = SimpleNamespace(
@@ -17,8 +18,7 @@ DATA = SimpleNamespace(
 )
 
 
-def fused_mean(labels, logits):
-    return tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(labels, logits))
+fused_mean = losses.reduced(losses.softmax_cross_entropy, "mean")
 
 
 def manual_sum_eps0(labels, logits):
@@ -117,6 +117,8 @@ def test_sgd_by_name():
         ({"batch_size": 0}, "batch_size"),
         ({"eval_every": 0}, "eval_every"),
         ({"loss": "nope"}, "unknown loss method 'nope'"),
+        ({"eval_size": 0}, "eval_size must be a positive integer"),
+        ({"steps": True}, "steps must be a positive integer"),
         ({"loss": 3}, "loss must be a callable"),
         ({"optimizer": "rmsprop"}, "unknown optimizer 'rmsprop'"),
     ],
@@ -126,13 +128,75 @@ def test_bad_arguments(kw, message):
         run(**kw)
 
 
-def test_make_loss_arguments():
-    with pytest.raises(ValueError, match="unknown loss method"):
-        train.make_loss("cross")
-    with pytest.raises(ValueError, match="reduction"):
-        train.make_loss("fused", reduction="max")
-    with pytest.raises(ValueError, match="epsilon"):
-        train.make_loss("fused", epsilon=1e-10)
+def test_loss_by_name_is_the_batch_mean():
+    h = run(loss="fused", steps=1, eval_every=1)
+    assert h.config["loss"] == "softmax_cross_entropy_fused_mean"
+
+
+def test_sparse_labels_reach_the_loss_as_integers():
+    seen = []
+
+    def sparse_mean(labels, logits):
+        seen.append(labels.dtype)
+        return tf.reduce_mean(losses.sparse_softmax_cross_entropy(labels, logits))
+
+    h = run(loss=sparse_mean, sparse=True, steps=3)
+    assert seen and all(d.is_integer for d in seen) and h.steps_run == 3
+
+
+def test_sparse_and_one_hot_fused_train_identically():
+    a = run(loss=losses.reduced(losses.sparse_softmax_cross_entropy), sparse=True, seed=2)
+    b = run(loss="fused", seed=2)
+    np.testing.assert_allclose(a.loss, b.loss, rtol=1e-5)
+
+
+def test_eager_and_compiled_steps_agree():
+    train.seed_everything(0)
+    a = run(compiled=True)
+    train.seed_everything(0)
+    b = run(compiled=False)
+    np.testing.assert_allclose(a.loss, b.loss, rtol=1e-4)
+    assert b.traces == 6 and a.traces == 1  # eager: the Python step runs every time
+
+
+def test_multi_hot_labels_and_logit_gradient_statistics():
+    rng = np.random.default_rng(1)
+    y = (rng.random((64, 10)) < 0.2).astype(np.float32)
+    y[np.arange(64), rng.integers(0, 10, 64)] = 1.0
+    data = train.Arrays(DATA.x_train[:64], y, DATA.x_test[:20], y[:20])
+    h = train.train(models.RawCNN(init_stddev=0.05, seed=0), data, steps=4, batch_size=16,
+                    eval_every=2, progress=False,
+                    loss=losses.reduced(lambda t, z: tf.reduce_sum(
+                        losses.sigmoid_cross_entropy(t, z), -1)))
+    assert h.steps_run == 4 and len(h.zero_grad_fraction) == 2
+    assert h.zero_grad_fraction == [0.0, 0.0]  # sigmoid CE never has an exactly-0 logit gradient
+
+
+def test_clipped_loss_has_zero_gradient_on_wrong_examples():
+    """Document 002's saturated network: log(softmax + 1e-10) ignores what it gets wrong."""
+    loss = losses.reduced(losses.softmax_cross_entropy, "sum", method="manual", epsilon=1e-10)
+    h = run(model=models.RawCNN(init_stddev=1.0, seed=0), loss=loss, steps=3, eval_every=3)
+    assert h.zero_grad_wrong_fraction[0] > 0.9 and h.grad_norm[0] == 0.0
+
+
+def test_accuracy_helper_int_and_multi_hot():
+    class Fixed:
+        def __call__(self, x, training=False):
+            return tf.one_hot(tf.zeros([tf.shape(x)[0]], tf.int32), 3)
+
+    x = np.zeros((4, 2), np.float32)
+    assert train.accuracy(Fixed(), x, np.array([0, 1, 0, 2])) == 0.5
+    multi = np.array([[1, 1, 0], [0, 1, 1], [1, 0, 0], [0, 0, 1]], np.float32)
+    assert train.accuracy(Fixed(), x, multi) == 0.5
+    with pytest.raises(ValueError, match="len"):
+        train.accuracy(Fixed(), x, np.array([0]))
+
+
+def test_seed_everything_can_leave_determinism_alone():
+    train.seed_everything(3, deterministic=False)  # must not raise; seeds only
+    a = tf.random.uniform([2]).numpy()
+    train.seed_everything(3, deterministic=False)
+    np.testing.assert_array_equal(a, tf.random.uniform([2]).numpy())
 
 
 def test_step_seconds_excludes_the_traced_first_step():

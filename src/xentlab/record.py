@@ -96,14 +96,15 @@ def claim(
     verdict: str,
     *,
     section: str = "",
-) -> dict[str, Any]:
+) -> None:
     """Record one checkable claim of a source document and its computed verdict.
 
     ``id`` is ``<document>.<slug>`` (e.g. ``001.same-value``), ``source`` the seed file
     (e.g. ``001_6f068e826eb9ea52.txt``), ``expected`` what the document says, ``measured`` what
     the notebook measured, ``verdict`` one of :data:`VERDICTS` (compute it, e.g. with
     :func:`verdict`), ``section`` the notebook heading it is shown under (for links).
-    Re-recording an id replaces it. Returns the stored claim.
+    Re-recording an id replaces it. Prints one line and returns nothing, so that a cell ending
+    in a claim echoes no dict (:func:`claims` returns what was stored).
     """
     if not _ID.match(id):
         raise ValueError(f"claim id must look like '001.some-slug', got {id!r}")
@@ -125,7 +126,6 @@ def claim(
         [c for c in claims() if c["id"] != id] + [entry],
     )
     print(f"[{verdict}] {id}: {statement}")
-    return entry
 
 
 def dataset(ds: Any) -> None:
@@ -133,7 +133,8 @@ def dataset(ds: Any) -> None:
     metric(
         "dataset",
         {"name": ds.name, "sha256": ds.sha256, "source": ds.source,
-         "train": int(len(ds.y_train)), "test": int(len(ds.y_test))},
+         "train": int(len(ds.y_train)), "val": int(len(getattr(ds, "y_val", ()))),
+         "test": int(len(ds.y_test))},
     )
 
 

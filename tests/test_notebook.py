@@ -1,0 +1,65 @@
+"""xentlab.notebook: the Setup helper and declarative parameter checks."""
+
+import os
+
+import numpy as np
+import pytest
+
+from xentlab import config, notebook, record
+
+RULES = {
+    "dataset": notebook.choice("mnist", "mnist10k"),
+    "steps": notebook.integer(1),
+    "batch_size": notebook.integer(1, 4096),
+    "learning_rate": notebook.number(0, 1),
+    "progress": notebook.BOOLEAN,
+    "sizes": notebook.integers(2),
+}
+GOOD = {"dataset": "mnist", "steps": 300, "batch_size": np.int64(128), "learning_rate": 1e-3,
+        "progress": False, "sizes": [2, 10]}
+
+
+def test_good_parameters_pass():
+    notebook.check_params(GOOD, **RULES)
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("dataset", "cifar10", r"parameter dataset must be one of \('mnist', 'mnist10k'\), got 'cifar10'"),
+        ("steps", 0, "parameter steps must be an integer >= 1, got 0"),
+        ("steps", 2.0, "steps must be an integer >= 1"),
+        ("steps", True, "steps must be an integer >= 1, got True"),
+        ("batch_size", 5000, r"batch_size must be an integer in \[1, 4096\]"),
+        ("learning_rate", 0, r"learning_rate must be a number in \(0, 1\], got 0"),
+        ("learning_rate", "0.1", "learning_rate must be a number"),
+        ("progress", 1, "progress must be True or False, got 1"),
+        ("sizes", [], "sizes must be a non-empty list of integers >= 2"),
+        ("sizes", [2, 1], "sizes must be a non-empty list of integers >= 2"),
+        ("sizes", (2, 3), "sizes must be a non-empty list"),
+    ],
+)
+def test_each_bad_parameter_is_named(name, value, message):
+    with pytest.raises(ValueError, match=message):
+        notebook.check_params({**GOOD, name: value}, **RULES)
+
+
+def test_every_problem_is_listed_and_missing_ones_too():
+    params = {**GOOD, "steps": -1, "progress": "yes"}
+    del params["dataset"]
+    with pytest.raises(ValueError) as err:
+        notebook.check_params(params, **RULES)
+    text = str(err.value)
+    assert "dataset is missing" in text and "steps must be" in text and "progress must be" in text
+
+
+def test_setup_sets_the_environment_starts_the_record_and_prints_versions(capsys, monkeypatch,
+                                                                          tmp_path):
+    monkeypatch.setenv(config.RUN_DIR_ENV, str(tmp_path))
+    for name in config.TF_ENVIRONMENT:
+        monkeypatch.delenv(name, raising=False)
+    notebook.setup("99_test")
+    assert all(os.environ[k] == v for k, v in config.TF_ENVIRONMENT.items())
+    assert capsys.readouterr().out.startswith("TensorFlow ")
+    record.metric("x", 1)
+    assert (tmp_path / "metrics" / "99_test.json").exists()
