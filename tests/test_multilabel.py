@@ -192,23 +192,6 @@ def multilabel_loss(name):
     return losses.reduced(per_example_loss(name), "mean")
 
 
-@pytest.fixture
-def op_determinism():
-    """Yield a setter for TF's op determinism and restore the previous state afterwards."""
-    from tensorflow.python.framework import config as tf_config
-
-    before = tf_config.is_op_determinism_enabled()
-
-    def set_state(on: bool) -> None:
-        if on:
-            tf_config.enable_op_determinism()
-        else:
-            tf_config.disable_op_determinism()
-
-    yield set_state
-    set_state(before)
-
-
 @pytest.mark.parametrize("deterministic", [False, True])
 def test_softmax_multihot_gradients(op_determinism, deterministic):
     op_determinism(deterministic)

@@ -322,10 +322,23 @@ def train(model: Any, data: _Data, *, loss: LossFn | str, steps: int, batch_size
     return hist
 
 
+class _NoBar:
+    """Stands in for a tqdm bar when ``progress`` is off (tqdm.auto is not even imported: in a
+    notebook without ipywidgets it prints a warning into the cell's output)."""
+
+    def update(self, n: int) -> None:
+        """Nothing to show."""
+
+    def close(self) -> None:
+        """Nothing to close."""
+
+
 def _progress_bar(progress: bool, steps: int, desc: str) -> Any:
+    if not progress:
+        return _NoBar()
     from tqdm.auto import tqdm
 
-    return tqdm(total=int(steps), file=sys.stderr, desc=desc, leave=False, disable=not progress)
+    return tqdm(total=int(steps), file=sys.stderr, desc=desc, leave=False)
 
 
 def _finish(hist: History, step: _Step, model: Any, data: _Data, x_eval: np.ndarray,
