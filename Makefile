@@ -33,9 +33,9 @@ $(STAMP): requirements.lock pyproject.toml
 	  k['argv'] += ['--IPKernelApp.capture_fd_output=False']; json.dump(k, open(p, 'w'), indent=1)"
 	touch $(STAMP)
 
-data: $(STAMP) ## fetch and verify both datasets (mnist, the default; mnist10k) into data/processed/
-	$(PY) -m xentlab data --dataset mnist
+data: $(STAMP) ## fetch and verify both datasets (mnist10k, then mnist, the default, cross-checked with it)
 	$(PY) -m xentlab data --dataset mnist10k
+	$(PY) -m xentlab data --dataset mnist
 
 reports: data ## run every notebook with papermill into reports/$(PROFILE)/ (PROFILE=smoke|ci|paper)
 	$(PY) -m xentlab reports --profile $(PROFILE)

@@ -1,8 +1,8 @@
 """Report profiles as data: papermill parameters per notebook.
 
 Every notebook defaults to the full ``mnist`` set (the documents' data); ``smoke`` uses the
-small ``mnist10k``. ``ci`` is the notebooks' own defaults (what the committed outputs were produced with), so it
-overrides nothing. ``smoke`` shrinks every experiment to seconds for the pipeline test;
+small ``mnist10k``. ``ci`` is the notebooks' own defaults (what the committed outputs were
+produced with), so it overrides nothing. ``smoke`` shrinks every experiment to seconds for the pipeline test;
 ``paper`` uses the documents' own sizes (e.g. 20,000 steps of batch 128 for notebook 03).
 A notebook absent from a profile runs with its defaults. ``--dataset`` overrides ``dataset``.
 """

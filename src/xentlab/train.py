@@ -82,7 +82,8 @@ class History:
     ``final_eval_accuracy`` on the evaluation subset; ``final_loss``/``final_grad_norm`` are those
     of the last step (of step ``diverged_at`` if the run diverged). ``steps_run`` counts the
     updates applied, ``zero_grad_steps`` those with a gradient global norm of exactly 0.0 (every
-    step, not only evaluated ones). ``traces``: how many times the compiled step was traced;
+    step, not only evaluated ones). ``traces``: how many times the compiled step was traced (with
+    ``compiled=False``: how many times the Python step ran);
     ``step_seconds``: wall time of the updates after the first (which includes the tracing),
     evaluations excluded.
     """
