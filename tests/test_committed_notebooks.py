@@ -86,3 +86,19 @@ def test_notebook_setup_applies_the_tensorflow_environment():
 def test_makefile_pins_onednn():
     makefile = (NOTEBOOKS_DIR.parent / "Makefile").read_text()
     assert "export TF_ENABLE_ONEDNN_OPTS := 1" in makefile
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_a_document_notebook_opens_with_its_excerpt(path):
+    """A notebook that reproduces a document shows, in its second cell, the excerpt that
+    ``xentlab.documents`` holds for it (so the two cannot drift apart)."""
+    import re
+
+    from xentlab import documents
+
+    cells = json.loads(path.read_text())["cells"]
+    code = "".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
+    source = re.search(r'^SOURCE = "(\d{3})_', code, re.M)
+    if source is None:
+        pytest.skip(f"{path.name} reproduces no document")
+    assert documents.excerpt_markdown(source.group(1)) in "".join(cells[1]["source"])

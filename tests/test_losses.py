@@ -10,6 +10,7 @@ import tensorflow as tf
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from xentlab import losses
 from xentlab.losses import (
     METHODS,
     REDUCTIONS,
@@ -873,3 +874,19 @@ def test_static_checks_run_under_tf_function_value_checks_do_not():
     np.testing.assert_allclose(
         traced([None])(tf.constant([0, 2]), tf.zeros((2, 3))).numpy(), [math.log(3)] * 2, rtol=1e-6
     )
+
+
+def test_logit_gradient_of_the_saturated_toy():
+    # document 002's toy [1, 1000]: the fused gradient is softmax - y, the manual one with eps 1e-10 is 0
+    value, grad = losses.logit_gradient([[1.0, 0.0]], [[1.0, 1000.0]], method="fused")
+    assert value == 999.0 and grad.tolist() == [[-1.0, 1.0]]
+    value, grad = losses.logit_gradient([[1.0, 0.0]], [[1.0, 1000.0]], method="manual", epsilon=1e-10)
+    assert abs(value - 23.02585) < 2e-6 and grad.tolist() == [[0.0, 0.0]]
+
+
+def test_relative_errors_small_for_moderate_logits_and_large_for_manual_when_saturated():
+    y = np.eye(3, dtype=np.float32)[[0, 1]]
+    small = losses.relative_errors(y, np.array([[1.0, 2.0, 0.5], [0.1, -1.0, 2.0]], np.float32))
+    assert set(small) == set(losses.METHODS) and max(small.values()) < 1e-6
+    saturated = losses.relative_errors(y, np.array([[0.0, 500.0, 0.0], [0.0, 500.0, 0.0]], np.float32))
+    assert saturated["manual"] > 0.5 and saturated["fused"] < 1e-6

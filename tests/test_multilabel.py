@@ -248,3 +248,26 @@ def test_train_and_evaluate_learns_a_separable_task():
         learning_rate=1e-2)
     assert hist.steps_run == 40 and len(rows) == len(multilabel.RULES) and largest > 0
     assert {r["loss"] for r in rows} == {"sigmoid"} and all(0 <= r["exact"] <= 1 for r in rows)
+
+
+def test_summarise_means_and_ranges_over_seeds():
+    rows = [{"loss": "sigmoid", "seed": s, "rule": rule, "threshold": 0.5, "exact": 0.6 + 0.2 * s,
+             "macro_f1": 0.8, "exact_one": 0.9, "exact_two": 0.5 + 0.1 * s}
+            for s in (0, 1) for rule in multilabel.RULES]
+    summary = multilabel.summarise(rows)
+    assert list(summary) == [("sigmoid", rule) for rule in multilabel.RULES]
+    entry = summary[("sigmoid", multilabel.RULES[0])]
+    assert entry["exact"] == pytest.approx(0.7) and entry["exact_range"] == pytest.approx(0.2)
+    assert entry["macro_f1_range"] == 0.0 and entry["exact_two"] == pytest.approx(0.55)
+    table = multilabel.format_summary(summary).splitlines()
+    assert len(table) == 1 + len(multilabel.RULES) and "0.700 [0.200]" in table[1]
+
+
+def test_run_study_covers_every_loss_and_seed():
+    x, y = _digits(40)
+    pairs = {k: make_pairs(x, y, 120, seed=s) for k, s in (("train", 1), ("val", 2), ("test", 3))}
+    hists, rows, largest = multilabel.run_study(pairs, np.array([0.5]), seeds=2, hidden=8, steps=3,
+                                                batch_size=16, learning_rate=1e-2)
+    assert set(hists) == {(n, s) for n in multilabel.LOSSES for s in (0, 1)}
+    assert len(rows) == 2 * len(multilabel.LOSSES) * len(multilabel.RULES)
+    assert set(largest) == set(multilabel.LOSSES) and all(v > 0 for v in largest.values())

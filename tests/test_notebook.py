@@ -63,3 +63,25 @@ def test_setup_sets_the_environment_starts_the_record_and_prints_versions(capsys
     assert capsys.readouterr().out.startswith("TensorFlow ")
     record.metric("x", 1)
     assert (tmp_path / "metrics" / "99_test.json").exists()
+
+
+def test_error_line_names_the_error_and_strips_the_device_prefix():
+    from xentlab.notebook import error_line
+
+    assert error_line(lambda: None) is None
+    assert error_line(lambda: int("x")) == "ValueError: invalid literal for int() with base 10: 'x'"
+
+    def tf_like():
+        raise RuntimeError("{{function_node __wrapped__Op}} label 5 out of range\nmore")
+
+    assert error_line(tf_like) == "RuntimeError: label 5 out of range"
+
+
+def test_run_with_kernels_sets_the_onednn_switch_and_reports_failures():
+    from xentlab.notebook import run_with_kernels
+
+    code = "import json, os; print('noise'); print(json.dumps(os.environ['TF_ENABLE_ONEDNN_OPTS']))"
+    assert run_with_kernels(code, onednn=True) == "1"
+    assert run_with_kernels(code, onednn=False) == "0"
+    with pytest.raises(RuntimeError, match="ZeroDivisionError"):
+        run_with_kernels("1 / 0", onednn=True)

@@ -80,3 +80,24 @@ def test_save_text(run_dir):
     assert record.save_text("bench.md", "# hi\n").read_text() == "# hi\n"
     with pytest.raises(ValueError, match="artifact name"):
         record.save_text("../escape.md", "x")
+
+
+def test_summary_prints_each_claim_and_returns_the_verdicts(run_dir, capsys):
+    record.claim("001.a", "s.txt", "short", 1, 1, "reproduced")
+    record.claim("001.longer-id", "s.txt", "x" * 30, 1, 2, "refuted")
+    capsys.readouterr()
+    assert record.summary(width=20) == {"001.a": "reproduced", "001.longer-id": "refuted"}
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == ["reproduced 001.a          short", "refuted    001.longer-id  " + "x" * 19 + "…"]
+
+
+def test_untested_claim_keeps_its_reason_and_the_budget_verdict(run_dir, capsys):
+    with pytest.raises(ValueError, match="needs its reason"):
+        record.claim("002.a", "s.txt", "trains to 0.987", 0.987, 0.94, "untested")
+    record.claim("002.a", "s.txt", "trains to 0.987", 0.987, 0.94, "partly",
+                 untested_because="budget: 300 of 20,000 steps")
+    (c,) = record.claims()
+    assert (c["verdict"], c["reason"], c["verdict_at_this_budget"]) == (
+        "untested", "budget: 300 of 20,000 steps", "partly")
+    assert capsys.readouterr().out.strip().endswith("(budget: 300 of 20,000 steps)")
+    assert "untested" in record.VERDICTS

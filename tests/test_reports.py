@@ -129,6 +129,9 @@ def test_readme_ledger_groups_by_document_and_flags_refuted():
          "verdict": "refuted", "notebook": "02_n", "section": "Where they part"},
         {"id": "000.b", "source": "000_y.txt", "statement": "t", "expected": 1, "measured": 1,
          "verdict": "reproduced", "notebook": "01_n", "section": ""},
+        {"id": "002.c", "source": "002_z.txt", "statement": "u", "expected": 1, "measured": 1,
+         "verdict": "untested", "reason": "budget: 300 of 20,000 steps", "notebook": "03_n",
+         "section": ""},
     ]
     prov = {"profile": "ci", "created_utc": "now", "git_commit": "abc", "python": "3.11",
             "tensorflow": "2", "keras": "3", "numpy": "2", "machine": "m", "processor": "p",
@@ -136,7 +139,8 @@ def test_readme_ledger_groups_by_document_and_flags_refuted():
     text = reports.render_readme(prov, claims, [])
     assert text.index("000_y.txt") < text.index("001_x.txt")
     assert "❌ **refuted**" in text and "html/02_n.html#Where-they-part" in text
-    assert "1 reproduced, 0 partly true, 1 refuted" in text
+    assert "1 reproduced, 0 partly true, 1 refuted, 1 untested" in text
+    assert "⏸️ untested (budget: 300 of 20,000 steps) |" in text
 
 
 def test_differences_name_the_keys_and_skip_timing():

@@ -202,3 +202,28 @@ def test_seed_everything_can_leave_determinism_alone():
 def test_step_seconds_excludes_the_traced_first_step():
     h = run(steps=5, eval_every=5)
     assert h.steps_run == 5 and h.step_seconds > 0
+
+
+def test_outcome_is_a_sweep_row():
+    h = run(steps=6, eval_every=3)
+    assert h.outcome() == {"accuracy": h.final_eval_accuracy, "zero_fraction_init": h.zero_fraction[0],
+                           "grad_norm_init": h.grad_norm[0], "diverged_at": None}
+
+
+def test_loss_and_grad_norm_matches_the_tape_and_is_nan_for_a_nan_gradient():
+    net = models.RawCNN(init_stddev=0.05, seed=0)
+    x, y = DATA.x_train[:8], DATA.y_train[:8]
+    value, norm = train.loss_and_grad_norm(net, fused_mean, x, y)
+    assert value == pytest.approx(float(fused_mean(tf.one_hot(y, 10), net(x))), rel=1e-6)
+    assert norm > 0
+    saturated = models.RawCNN(init_stddev=1.0, seed=0)
+    assert np.isnan(train.loss_and_grad_norm(saturated, manual_sum_eps0, x, y)[1])
+
+
+def test_saturation_of_the_documents_init_and_of_a_small_one():
+    x, y = DATA.x_train[:16], DATA.y_train[:16]
+    saturated = train.saturation(models.RawCNN(init_stddev=1.0, seed=0), fused_mean, x, y)
+    small = train.saturation(models.RawCNN(init_stddev=0.01, seed=0), fused_mean, x, y)
+    assert set(saturated) == {"one_hot_rows", "largest_below_1", "zero_outputs", "grad_norm"}
+    assert saturated["zero_outputs"] > 0.5 and small["zero_outputs"] == 0.0 and small["one_hot_rows"] == 0.0
+    assert 0 < small["largest_below_1"] < 1 and small["grad_norm"] > 0

@@ -31,7 +31,7 @@ from xentlab import losses
 __all__ = [
     "PairSet", "make_pairs", "predict_sets", "exact_set_accuracy", "f1_per_label", "macro_f1",
     "choose_threshold", "choose_per_class_thresholds", "MLP", "LOSSES", "per_example_loss", "RULES", "evaluate_rules",
-    "train_and_evaluate",
+    "train_and_evaluate", "run_study", "summarise", "format_summary",
 ]
 
 NUM_CLASSES = 10
@@ -303,3 +303,55 @@ def train_and_evaluate(loss_name: str, pairs: dict[str, PairSet], candidates: np
     rows = evaluate_rules(prob["val"], pairs["val"].y, prob["test"], pairs["test"].y, candidates)
     rows = [{"loss": loss_name, "seed": seed, **r} for r in rows]
     return hist, rows, float(np.abs(logits["test"]).max())
+
+
+def run_study(pairs: dict[str, PairSet], candidates: np.ndarray, *, seeds: int, hidden: int,
+              steps: int, batch_size: int, learning_rate: float, progress: bool = False
+              ) -> tuple[dict[tuple[str, int], Any], list[dict[str, Any]], dict[str, float]]:
+    """:func:`train_and_evaluate` for every loss of :data:`LOSSES` and seeds ``0 … seeds-1``.
+
+    Returns ``(histories keyed (loss, seed), all rows, largest |test logit| per loss over the
+    seeds)``."""
+    histories: dict[tuple[str, int], Any] = {}
+    rows: list[dict[str, Any]] = []
+    largest: dict[str, float] = {}
+    for name in LOSSES:
+        for s in range(seeds):
+            histories[(name, s)], new_rows, top = train_and_evaluate(
+                name, pairs, candidates, seed=s, hidden=hidden, steps=steps,
+                batch_size=batch_size, learning_rate=learning_rate, progress=progress)
+            rows += new_rows
+            largest[name] = max(largest.get(name, 0.0), top)
+    return histories, rows, largest
+
+
+_SCORES = ("threshold", "exact", "macro_f1", "exact_one", "exact_two")
+
+
+def summarise(rows: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, float]]:
+    """Mean over seeds of each score of :func:`evaluate_rules`' rows, per ``(loss, rule)``, plus
+    the range (max − min over seeds) of ``exact`` and ``macro_f1`` as ``exact_range`` and
+    ``macro_f1_range``. Keys follow :data:`LOSSES` × :data:`RULES` order (pairs without rows are
+    left out)."""
+    out: dict[tuple[str, str], dict[str, float]] = {}
+    for name in LOSSES:
+        for rule in RULES:
+            group = [r for r in rows if r["loss"] == name and r["rule"] == rule]
+            if not group:
+                continue
+            entry = {k: float(np.mean([r[k] for r in group])) for k in _SCORES}
+            for k in ("exact", "macro_f1"):
+                entry[f"{k}_range"] = float(np.ptp([r[k] for r in group]))
+            out[(name, rule)] = entry
+    return out
+
+
+def format_summary(summary: dict[tuple[str, str], dict[str, float]]) -> str:
+    """:func:`summarise`'s result as a fixed-width text table (range over seeds in brackets)."""
+    lines = [f"{'loss':26s} {'rule':28s} {'t (mean)':>8s} {'exact-set acc':>16s} "
+             f"{'macro F1':>16s} {'exact, 1 digit':>14s} {'exact, 2 digits':>15s}"]
+    for (name, rule), e in summary.items():
+        lines.append(f"{name:26s} {rule:28s} {e['threshold']:8.2f} {e['exact']:8.3f} "
+                     f"[{e['exact_range']:.3f}] {e['macro_f1']:8.3f} [{e['macro_f1_range']:.3f}] "
+                     f"{e['exact_one']:14.3f} {e['exact_two']:15.3f}")
+    return "\n".join(lines)

@@ -14,12 +14,17 @@ and its validation cell declares each parameter's rule::
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from xentlab import config
 
-__all__ = ["BOOLEAN", "Rule", "check_params", "choice", "integer", "integers", "number", "setup"]
+__all__ = ["BOOLEAN", "Rule", "check_params", "choice", "error_line", "integer", "integers", "number",
+           "run_with_kernels", "setup"]
 
 #: A parameter rule: returns what the value must be when it is wrong, None when it is right.
 Rule = Callable[[Any], str | None]
@@ -91,3 +96,32 @@ def check_params(params: Mapping[str, Any], **rules: Rule) -> None:
             problems.append(f"parameter {name} must be {what}, got {params[name]!r}")
     if problems:
         raise ValueError("; ".join(problems))
+
+
+def error_line(fn: Callable[[], Any]) -> str | None:
+    """Call ``fn()``; return None if it succeeds, else ``"ErrorClass: first line of the message"``
+    with TensorFlow's ``{{function_node …}}`` device prefix removed (what a notebook prints to
+    show which error an op raises)."""
+    try:
+        fn()
+    except Exception as e:  # noqa: BLE001 - the point is to show whichever error TF raises
+        first = (str(e).splitlines() or [""])[0]
+        if first.startswith("{{"):
+            first = first.split("}}", 1)[1].strip()
+        return f"{type(e).__name__}: {first}"
+    return None
+
+
+def run_with_kernels(code: str, *, onednn: bool, timeout: float = 300) -> Any:
+    """Run ``code`` in a fresh Python process with TensorFlow's oneDNN CPU kernels on
+    (``TF_ENABLE_ONEDNN_OPTS=1``, the project's setting) or off (Eigen's kernels), and return
+    the JSON value it prints last. The variable is read once, when TensorFlow loads, so a
+    notebook compares kernel sets only this way. Raises ``RuntimeError`` with the process'
+    stderr if it fails."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "TF_ENABLE_ONEDNN_OPTS": "1" if onednn else "0"}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                          timeout=timeout, check=False)
+    lines = done.stdout.strip().splitlines()
+    if done.returncode != 0 or not lines:
+        raise RuntimeError(f"the subprocess failed (exit {done.returncode}):\n{done.stderr[-2000:]}")
+    return json.loads(lines[-1])

@@ -6,22 +6,33 @@ from collections.abc import Mapping
 
 import matplotlib.pyplot as plt
 import numpy as np
+import tensorflow as tf
 
 from xentlab.train import History
 
-__all__ = ["COLORS", "STYLES", "training_curves"]
+__all__ = ["COLORS", "MULTILABEL_TICKS", "STYLES", "accuracy_grid", "epsilon_weight",
+           "gradient_vs_gap", "keras_clip", "keras_training", "logit_sigmoid_softmax", "loss_vs_gap",
+           "multilabel_results", "sigmoid_sweep", "sum_vs_mean", "ce_cost",
+           "training_curves"]
 
 #: One colour and line style per loss formulation of documents 001/002.
 COLORS = {"manual": "tab:red", "log_softmax": "tab:blue", "fused": "tab:green"}
 STYLES = {"manual": "-", "log_softmax": "--", "fused": ":"}
 
 
-def training_curves(histories: Mapping[str, History]) -> plt.Figure:
+def training_curves(histories: Mapping[str, History],
+                    document: Mapping[str, list[tuple[int, float]]] | None = None) -> plt.Figure:
     """Three panels over training steps, one line per loss (keys of :data:`COLORS`):
     training-batch accuracy, gradient global norm (log axis; steps where it is exactly 0 are
     drawn as markers at a floor below the smallest positive norm) and the fraction of softmax
-    outputs that are exactly 0."""
+    outputs that are exactly 0. ``document``: printed training logs, label -> ``[(step,
+    accuracy)]``, drawn as markers on the accuracy panel up to the last step trained."""
     fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    last = max((max(h.step) for h in histories.values() if h.step), default=0)
+    for (label, log), marker in zip((document or {}).items(), ("o", "x", "+"), strict=False):
+        shown = [(s, a) for s, a in log if s <= last]
+        axes[0].plot([s for s, _ in shown], [a for _, a in shown], marker, color="black", ms=4,
+                     alpha=0.6, ls="none", label=label)
     positive = [g for h in histories.values() for g in h.grad_norm if g > 0]
     floor = min(positive) / 10 if positive else 1e-3
     for name, h in histories.items():
@@ -43,5 +54,257 @@ def training_curves(histories: Mapping[str, History]) -> plt.Figure:
     for ax in axes:
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def sum_vs_mean(sweep: Mapping[tuple[str, int, str], History], lrs: Mapping[str, float],
+                names: Mapping[str, str]) -> plt.Figure:
+    """Notebook 01's grid: one panel per (optimizer, batch size), the training loss per example
+    (a sum's loss divided by the batch size) over the examples seen, one line per reduction
+    (``"mean"``, ``"sum"``, ``"sum/B"``: the sum at the learning rate divided by the batch size);
+    a diverged run is marked with an ×. ``sweep`` is keyed ``(optimizer, batch size, reduction)``,
+    ``lrs`` gives each optimizer's learning rate and ``names`` its panel title."""
+    optimizers = list(dict.fromkeys(k[0] for k in sweep))
+    batch_sizes = sorted({k[1] for k in sweep})
+    fig, axes = plt.subplots(len(optimizers), len(batch_sizes), sharey=True, squeeze=False,
+                             figsize=(4.5 * len(batch_sizes), 3.4 * len(optimizers)))
+    for r, opt in enumerate(optimizers):
+        for c, b in enumerate(batch_sizes):
+            ax = axes[r, c]
+            for reduction, style in (("mean", "-"), ("sum", "--"), ("sum/B", ":")):
+                h = sweep.get((opt, b, reduction))
+                if h is None:
+                    continue
+                lr = lrs[opt] / (b if reduction == "sum/B" else 1)
+                ax.plot(np.array(h.step) * b, np.array(h.loss) / (1 if reduction == "mean" else b),
+                        style, marker=".", label=f"{reduction} (lr {lr:.3g})")
+                if h.diverged_at is not None:
+                    ax.plot(h.diverged_at * b, 2.5, "x", color="black", ms=10,
+                            label=f"{reduction}: diverged at step {h.diverged_at}")
+            ax.set(title=f"{names[opt]}, batch {b}", xlabel="training examples seen",
+                   ylabel="training loss per example (nats)" if c == 0 else None, ylim=(0, 3))
+            ax.legend(fontsize=8)
+            ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def logit_sigmoid_softmax() -> plt.Figure:
+    """Notebook 04's three curves: logit(p), its inverse sigmoid(x), and the softmax of
+    ``[x, 0, 1]`` with its row sum (computed with TensorFlow)."""
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.4))
+    pp = np.linspace(0.001, 0.999, 400)
+    axes[0].plot(pp, np.log(pp / (1 - pp)))
+    axes[0].axhline(0, color="gray", lw=0.5)
+    axes[0].axvline(0.5, color="gray", lw=0.5)
+    axes[0].set(xlabel="probability p", ylabel="logit(p) = log(p/(1-p))", title="logit")
+    xx = np.linspace(-8, 8, 400)
+    axes[1].plot(xx, tf.sigmoid(xx).numpy())
+    axes[1].set(xlabel="logit x", ylabel="sigmoid(x)", title="sigmoid (inverse of logit)")
+    sm = tf.nn.softmax(np.stack([xx, np.zeros_like(xx), np.ones_like(xx)], axis=1)).numpy()
+    for i, lab in enumerate(["z = [x, 0, 1]: class 0", "class 1", "class 2"]):
+        axes[2].plot(xx, sm[:, i], label=lab)
+    axes[2].plot(xx, sm.sum(1), "k:", label="sum")
+    axes[2].set(xlabel="logit x of class 0", ylabel="softmax probability", title="softmax")
+    axes[2].legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def sigmoid_sweep(xs: np.ndarray, sweep: Mapping[tuple[str, float], Mapping[str, np.ndarray]],
+                  edges: Mapping[tuple[str, float], list[float]]) -> plt.Figure:
+    """Notebook 04's manual vs fused binary cross-entropy over the logits ``xs``, one panel per
+    dtype: ``sweep[(dtype, label)]`` from :func:`xentlab.sweeps.sigmoid_sweep`, dotted vertical
+    lines at ``edges[(dtype, label)]`` (where the manual form stops being finite); the manual
+    form's inf/NaN values leave gaps."""
+    dtypes = list(dict.fromkeys(k[0] for k in sweep))
+    fig, axes = plt.subplots(1, len(dtypes), figsize=(6 * len(dtypes), 3.6), sharey=True)
+    for ax, dt in zip(np.atleast_1d(axes), dtypes, strict=True):
+        for (d, z), r in sweep.items():
+            if d != dt:
+                continue
+            color = f"C{int(z)}"
+            ax.plot(xs, r["fused"], color=color, lw=3, alpha=0.35, label=f"fused, label {z:.0f}")
+            ax.plot(xs, np.where(np.isfinite(r["manual"]), r["manual"], np.nan), color=color,
+                    ls="--", label=f"manual, label {z:.0f}")
+            for xb in edges.get((d, z), []):
+                ax.axvline(xb, color=color, ls=":", lw=1)
+        ax.set(xlabel="logit x", ylabel="binary cross-entropy (nats)",
+               title=f"{dt}: manual vs fused", yscale="symlog")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+#: Tick labels of notebook 04's multi-label losses.
+MULTILABEL_TICKS = {"sigmoid": "(a) sigmoid", "softmax_normalised": "(b) softmax,\nnormalised",
+                    "softmax_multihot": "(c) softmax,\nmulti-hot",
+                    "softmax_multihot_autodiff": "(d) softmax,\nmulti-hot, autodiff"}
+
+
+def multilabel_results(summary: Mapping[tuple[str, str], Mapping[str, float]],
+                       histories: Mapping[tuple[str, int], History]) -> plt.Figure:
+    """Notebook 04's multi-label study: test exact-set accuracy and macro F1 per loss and rule
+    (bars, from :func:`xentlab.multilabel.summarise`), and seed 0's training curves
+    (``histories`` keyed ``(loss, seed)``)."""
+    names = list(dict.fromkeys(k[0] for k in summary))
+    rules = list(dict.fromkeys(k[1] for k in summary))
+    fig, axes = plt.subplots(1, 3, figsize=(15, 3.9))
+    width = 0.8 / len(rules)
+    for j, rule in enumerate(rules):
+        xs = np.arange(len(names)) + (j - (len(rules) - 1) / 2) * width
+        for ax, key in zip(axes[:2], ("exact", "macro_f1"), strict=True):
+            ax.bar(xs, [summary[(n, rule)][key] for n in names], width, label=rule)
+    for ax, what in zip(axes[:2], ("exact-set accuracy", "macro F1"), strict=True):
+        ax.set_xticks(range(len(names)), [MULTILABEL_TICKS.get(n, n) for n in names], fontsize=8)
+        ax.set(ylabel=f"test {what}", ylim=(0.0, 1.0), title=f"{what} (mean over seeds)")
+    axes[0].legend(fontsize=7, loc="center", bbox_to_anchor=(0.62, 0.55))  # over (c)'s empty slot
+    for i, n in enumerate(names):
+        h = histories[(n, 0)]
+        axes[2].plot(h.step, h.train_accuracy, color=f"C{i}", label=n)
+    axes[2].set(xlabel="training step", ylabel="top-1 in the label set (training batch)",
+                ylim=(0, 1), title="training, seed 0")
+    axes[2].legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def accuracy_grid(grid: np.ndarray, rows: list[str], columns: list[str], *, title: str,
+                  ylabel: str, colorbar: str) -> plt.Figure:
+    """A heat map of accuracies in [0, 1] (``grid [len(rows), len(columns)]``), each cell
+    labelled with its value to two decimals (notebook 03's init-scale sweep)."""
+    fig, ax = plt.subplots(figsize=(6, 3.8))
+    im = ax.imshow(grid, vmin=0, vmax=1, cmap="viridis")
+    ax.set_xticks(range(len(columns)), columns)
+    ax.set_yticks(range(len(rows)), rows)
+    ax.set(xlabel="loss", ylabel=ylabel, title=title)
+    for (r, c), v in np.ndenumerate(grid):
+        ax.text(c, r, f"{v:.2f}", ha="center", va="center", color="white" if v < 0.6 else "black")
+    fig.colorbar(im, ax=ax, label=colorbar)
+    return fig
+
+
+def epsilon_weight(epsilons: list[float]) -> plt.Figure:
+    """The manual loss' gradient weight ``p_t / (p_t + ε)`` over the true-class probability
+    ``p_t`` (log axis), one line per ε (notebook 03 §7)."""
+    p_t = np.logspace(-14, 0, 400)
+    fig, ax = plt.subplots(figsize=(6.5, 3.8))
+    for eps in epsilons:
+        ax.plot(p_t, p_t / (p_t + eps), label=f"ε = {eps:g}")
+    ax.set(xscale="log", xlabel="true-class probability p_t",
+           ylabel="gradient weight w = p_t/(p_t+ε)", title="manual loss: gradient = w · (p − y)")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    return fig
+
+
+def loss_vs_gap(deltas: np.ndarray, exact: np.ndarray,
+                curves: Mapping[str, Mapping[str, np.ndarray | None]]) -> plt.Figure:
+    """Notebook 02's loss of one example over the logit gap Δ, one panel per dtype
+    (``curves[dtype][route]``, None where the dtype has no kernel), the float64 ``exact`` loss
+    behind them and a red line at the first Δ of the grid where a route returns inf."""
+    fig, axes = plt.subplots(1, len(curves), figsize=(4 * len(curves), 3.8), sharey=True)
+    for ax, (dtype, routes) in zip(np.atleast_1d(axes), curves.items(), strict=True):
+        ax.plot(deltas, exact, color="black", lw=4, alpha=0.25, label="exact (float64)")
+        for (name, values), style in zip(routes.items(), ["-", "--", ":"], strict=False):
+            if values is None:
+                continue
+            ax.plot(deltas, np.where(np.isfinite(values), values, np.nan), style, label=name)
+            if np.isinf(values).any():
+                ax.axvline(deltas[np.argmax(np.isinf(values))], color="red", lw=0.8)
+        ax.set(title=dtype, xlabel="logit gap Δ (nats)", xscale="symlog", yscale="log",
+               ylim=(0.1, float(deltas.max()) * 2))
+    axes[0].set_ylabel("loss of one example (nats)")
+    axes[0].legend(fontsize=8, loc="upper left")
+    return fig
+
+
+def gradient_vs_gap(deltas: np.ndarray, exact: np.ndarray,
+                    grads: Mapping[str, np.ndarray]) -> plt.Figure:
+    """Notebook 02's gradient with respect to the true class' logit over the gap Δ: the exact
+    ``p₀ − 1`` behind one line per route (``grads[route] [n, 2]``). NaN gradients cannot be
+    drawn as values: they are marked in a band above the data (at +0.2), apart from true zeros."""
+    fig, ax = plt.subplots(figsize=(8, 4))
+    ax.plot(deltas, exact, color="black", lw=4, alpha=0.25, label="exact  p₀ − 1")
+    for (name, g), style in zip(grads.items(), ["-", "--", ":"], strict=False):
+        line, = ax.plot(deltas, g[:, 0], style, label=name)
+        nan = np.isnan(g[:, 0])
+        if nan.any():
+            ax.plot(deltas[nan], np.full(nan.sum(), 0.2), "x", ms=3, color=line.get_color(),
+                    label=f"{name}: NaN (drawn at +0.2)")
+    ax.axhline(0.1, color="grey", lw=0.5)
+    ax.set(xlabel="logit gap Δ (nats)", ylabel="∂ loss / ∂ z₀ (float32)", xscale="symlog",
+           ylim=(-1.2, 0.3), title="Gradient w.r.t. the true class' logit")
+    ax.legend(fontsize=8, loc="center left")
+    return fig
+
+
+def keras_clip(margins: np.ndarray, exact: np.ndarray, fused: np.ndarray, clipped: np.ndarray,
+               grad_fused: np.ndarray, grad_clipped: np.ndarray, ceiling: float) -> plt.Figure:
+    """Notebook 05's loss and gradient of one example over the margin ``m`` of the wrong class:
+    ``from_logits=True`` (fused) against Keras' clipped probabilities, the loss capped at
+    ``ceiling`` = −log ε and its gradient exactly 0 past it (arrays ``[n]``)."""
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 3.8))
+    ax1.plot(margins, exact, "k-", lw=3, alpha=0.3, label="exact: softplus(m)")
+    ax1.plot(margins, fused, "C0-", label="from_logits=True (fused)")
+    ax1.plot(margins, clipped, "C3--", label="probabilities (clipped)")
+    ax1.axhline(ceiling, color="gray", ls=":", lw=1)
+    ax1.text(float(margins.min()) + 1, ceiling + 1, f"-log ε = {ceiling:.3f}", color="gray")
+    ax1.set(xlabel="margin m of the wrong class over the true class (logit units)",
+            ylabel="loss (nats)", title="Loss of one example")
+    ax1.legend()
+    ax2.plot(margins, -grad_fused, "C0-", label="from_logits=True")
+    ax2.plot(margins, -grad_clipped, "C3--", label="probabilities (clipped)")
+    ax2.set(xlabel="margin m (logit units)", ylabel="-d loss / d z_true",
+            title="Gradient pushing the true logit up")
+    ax2.legend()
+    fig.tight_layout()
+    return fig
+
+
+def ce_cost(rows: list[Mapping[str, float | str]], methods: tuple[str, ...]) -> plt.Figure:
+    """Notebook 06's cost of one cross-entropy call over the class count C (``rows`` as in
+    ``xentlab.bench``'s ``ce_cost``): time with the dense bandwidth bound, and extra peak
+    memory with one ``[256, C]`` float32 array for scale. TF's allocator statistics leave out the
+    smallest allocations (0 bytes), which are not drawn."""
+    fig, (ax_t, ax_m) = plt.subplots(1, 2, figsize=(12, 4.2))
+    for method in methods:
+        mine = sorted((r for r in rows if r["method"] == method), key=lambda r: r["classes"])
+        ax_t.plot([r["classes"] for r in mine], [r["ms"] for r in mine], "o-", label=method)
+        tracked = [r for r in mine if r["peak_bytes"] > 0]
+        ax_m.plot([r["classes"] for r in tracked], [r["peak_bytes"] / 2**20 for r in tracked],
+                  "o-", label=method)
+    ref = sorted((r for r in rows if r["method"] == methods[0]), key=lambda r: r["classes"])
+    cs = [r["classes"] for r in ref]
+    ax_t.plot(cs, [r["bound_ms"] for r in ref], "k--", label="bandwidth bound (dense)")
+    ax_m.plot(cs, [256 * c * 4 / 2**20 for c in cs], "k--", label="one [256, C] float32 array")
+    ax_t.set(xscale="log", yscale="log", xlabel="classes C", ylabel="forward + backward (ms)",
+             title="Time per call, batch 256, float32")
+    ax_m.set(xscale="log", yscale="log", xlabel="classes C", ylabel="extra peak memory (MiB)",
+             title="Memory allocated by the call")
+    ax_t.legend(fontsize=8)
+    ax_m.legend(fontsize=8)
+    return fig
+
+
+def keras_training(histories: Mapping[str, History], ceiling: float) -> plt.Figure:
+    """Notebook 05's training runs, one line per run: batch-mean loss (log axis, dotted line at
+    Keras' clip ``ceiling`` = −log ε), training-batch accuracy, and the fraction of misclassified
+    examples whose logit gradient is exactly zero. Identical runs draw with different dashes."""
+    fig, axes = plt.subplots(1, 3, figsize=(14, 3.6))
+    for i, (name, h) in enumerate(histories.items()):
+        style = dict(label=name, color=f"C{i}", ls=(0, (4, 2 + i)) if i else "-", lw=2.5 - 0.4 * i)
+        axes[0].plot(h.step, h.loss, **style)
+        axes[1].plot(h.step, h.train_accuracy, **style)
+        axes[2].plot(h.step, h.zero_grad_wrong_fraction, **style)
+    axes[0].set(xlabel="training step", ylabel="CategoricalCrossentropy (nats, batch mean)",
+                title="Loss", yscale="log")
+    axes[0].axhline(ceiling, color="gray", ls=":", lw=1)
+    axes[1].set(xlabel="training step", ylabel="training-batch accuracy (no dropout)",
+                title="Accuracy", ylim=(0, 1))
+    axes[2].set(xlabel="training step", ylabel="fraction of misclassified examples",
+                ylim=(-0.02, 1.02), title="Misclassified, yet exactly zero gradient")
+    axes[1].legend(fontsize=8)
     fig.tight_layout()
     return fig

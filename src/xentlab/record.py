@@ -25,7 +25,9 @@ import numpy as np
 
 from xentlab.config import RUN_DIR_ENV, SCRATCH_DIR
 
-VERDICTS = ("reproduced", "refuted", "partly")
+#: ``untested``: the run could not test the claim (e.g. its budget is smaller than the document's);
+#: recorded with its reason, never counted as ``partly``.
+VERDICTS = ("reproduced", "refuted", "partly", "untested")
 _ID = re.compile(r"^\d{3}\.[a-z0-9][a-z0-9-]*$")
 _notebook: str | None = None
 
@@ -96,6 +98,7 @@ def claim(
     verdict: str,
     *,
     section: str = "",
+    untested_because: str | None = None,
 ) -> None:
     """Record one checkable claim of a source document and its computed verdict.
 
@@ -103,6 +106,9 @@ def claim(
     (e.g. ``001_6f068e826eb9ea52.txt``), ``expected`` what the document says, ``measured`` what
     the notebook measured, ``verdict`` one of :data:`VERDICTS` (compute it, e.g. with
     :func:`verdict`), ``section`` the notebook heading it is shown under (for links).
+    ``untested_because``: why this run cannot test the claim (e.g. ``"budget: 300 of 20,000
+    steps"``); the recorded verdict is then ``untested`` with that ``reason``, and ``verdict`` is
+    kept as ``verdict_at_this_budget`` (what the smaller run showed, for information only).
     Re-recording an id replaces it. Prints one line and returns nothing, so that a cell ending
     in a claim echoes no dict (:func:`claims` returns what was stored).
     """
@@ -110,6 +116,8 @@ def claim(
         raise ValueError(f"claim id must look like '001.some-slug', got {id!r}")
     if verdict not in VERDICTS:
         raise ValueError(f"verdict must be one of {VERDICTS}, got {verdict!r}")
+    if verdict == "untested" and not untested_because:
+        raise ValueError("an 'untested' verdict needs its reason: pass untested_because='…'")
     notebook = _current()
     entry = {
         "id": id,
@@ -121,11 +129,14 @@ def claim(
         "notebook": notebook,
         "section": section,
     }
+    if untested_because:
+        entry.update(verdict="untested", reason=untested_because, verdict_at_this_budget=verdict)
     _write(
         run_dir() / "claims" / f"{notebook}.json",
         [c for c in claims() if c["id"] != id] + [entry],
     )
-    print(f"[{verdict}] {id}: {statement}")
+    why = f" ({untested_because})" if untested_because else ""
+    print(f"[{entry['verdict']}] {id}: {statement}{why}")
 
 
 def dataset(ds: Any) -> None:
@@ -141,6 +152,17 @@ def dataset(ds: Any) -> None:
 def claims() -> list[dict[str, Any]]:
     """The claims this notebook has recorded so far (for its Summary)."""
     return _read(run_dir() / "claims" / f"{_current()}.json", [])
+
+
+def summary(width: int = 100) -> dict[str, str]:
+    """Print this notebook's claims, one line each (verdict, id, statement cut to ``width``
+    characters), and return ``{id: verdict}`` for the notebook's checks."""
+    recorded = claims()
+    id_width = max((len(c["id"]) for c in recorded), default=0)
+    for c in recorded:
+        statement = c["statement"] if len(c["statement"]) <= width else c["statement"][:width - 1] + "…"
+        print(f"{c['verdict']:10s} {c['id']:{id_width}s}  {statement}")
+    return {c["id"]: c["verdict"] for c in recorded}
 
 
 def metric(name: str, value: Any) -> None:

@@ -231,7 +231,8 @@ def _anchor(section: str) -> str:
 
 def render_readme(prov: dict[str, Any], claims: list[dict[str, Any]], figures: list[Path]) -> str:
     """The report's README.md: the claims ledger first, then provenance and figures."""
-    marks = {"reproduced": "✅ reproduced", "partly": "⚠️ **partly**", "refuted": "❌ **refuted**"}
+    marks = {"reproduced": "✅ reproduced", "partly": "⚠️ **partly**", "refuted": "❌ **refuted**",
+             "untested": "⏸️ untested"}
     counts = {v: sum(c["verdict"] == v for c in claims) for v in marks}
     lines = [
         f"# xentlab report — profile `{prov['profile']}`",
@@ -242,8 +243,9 @@ def render_readme(prov: dict[str, Any], claims: list[dict[str, Any]], figures: l
         "## Claims ledger",
         "",
         f"{len(claims)} claims: {counts['reproduced']} reproduced, {counts['partly']} partly "
-        f"true, {counts['refuted']} refuted. Verdicts are computed in the notebooks from what "
-        "they measured; each row links to the notebook section that shows it.",
+        f"true, {counts['refuted']} refuted, {counts['untested']} untested by this profile's "
+        "budget. Verdicts are computed in the notebooks from what they measured; each row links "
+        "to the notebook section that shows it.",
     ]
     for source in sorted({c["source"] for c in claims}):
         lines += [
@@ -259,7 +261,8 @@ def render_readme(prov: dict[str, Any], claims: list[dict[str, Any]], figures: l
                 link += "#" + _anchor(c["section"])
             lines.append(
                 f"| [`{c['id']}`]({link}) | {_cell(c['statement'], 110)} | "
-                f"{_cell(c['expected'])} | {_cell(c['measured'])} | {marks[c['verdict']]} |"
+                f"{_cell(c['expected'])} | {_cell(c['measured'])} | {marks[c['verdict']]}"
+                + (f" ({_cell(c['reason'])})" if c.get("reason") else "") + " |"
             )
     lines += [
         "",

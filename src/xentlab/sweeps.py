@@ -4,6 +4,7 @@ The example is two classes with logits ``[0, Δ]`` and the label on class 0, so 
 probability is ``1 / (1 + e^Δ)`` and the exact loss is ``Δ + log(1 + e^-Δ)`` (≈ Δ). The
 ``manual`` route of document 001 (softmax, then ``-sum(y * log(p))``) returns ``inf`` once
 ``e^-Δ`` underflows in the working dtype; the fused op never does. Used by notebook 02.
+:func:`sigmoid_sweep` does the same for document 003's sigmoid cross-entropy (notebook 04).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from xentlab.losses import softmax_cross_entropy
+from xentlab.losses import sigmoid_cross_entropy, softmax_cross_entropy
 
 DTYPES: tuple[str, ...] = ("float16", "bfloat16", "float32", "float64")
 
@@ -34,6 +35,23 @@ def gap_losses(
     loss = softmax_cross_entropy(_labels(len(deltas), dtype), logits, method=method,
                                  epsilon=epsilon)
     return tf.cast(loss, tf.float64).numpy()
+
+
+def gap_losses_or_none(
+    deltas: np.ndarray, dtype: str, method: str, *, epsilon: float = 0.0
+) -> np.ndarray | None:
+    """:func:`gap_losses`, or None where TensorFlow has no kernel for this op and dtype on this
+    device (it raises ``NotFoundError`` or ``InvalidArgumentError`` then)."""
+    try:
+        return gap_losses(deltas, dtype, method, epsilon=epsilon)
+    except (tf.errors.NotFoundError, tf.errors.InvalidArgumentError):
+        return None
+
+
+def first_where(xs: np.ndarray, mask: np.ndarray) -> float | None:
+    """The first ``xs[i]`` where ``mask[i]`` holds (``xs`` increasing), None if nowhere."""
+    mask = np.asarray(mask, dtype=bool)
+    return float(np.asarray(xs)[np.argmax(mask)]) if mask.any() else None
 
 
 def gap_gradients(
@@ -89,3 +107,38 @@ def ulp_distance(measured: np.ndarray, reference: np.ndarray) -> np.ndarray:
         return np.where(bits < 0, np.int64(-(2**31)) - bits, bits)
 
     return np.abs(ordered(measured) - ordered(reference))
+
+
+def sigmoid_sweep(xs: np.ndarray, label: float, dtype: str) -> dict[str, np.ndarray]:
+    """Binary cross-entropy of one label ``z`` at each logit ``xs [n]``, computed in ``dtype``.
+
+    Returns arrays ``[n]``: ``exact`` (the float64 reference
+    ``max(x, 0) - x z + log1p(e^-|x|)``), ``fused`` (:func:`sigmoid_cross_entropy`, TF's op),
+    ``stable`` (the docstring's formula in NumPy, in ``dtype``) and ``manual`` (sigmoid, then the
+    two logs: inf or NaN once ``sigmoid(x)`` rounds to 0 or 1).
+    """
+    x64 = np.asarray(xs, dtype=np.float64)
+    x = x64.astype(dtype)
+    z = np.full_like(x, label)
+    return {
+        "exact": np.maximum(x64, 0) - x64 * label + np.log1p(np.exp(-np.abs(x64))),
+        "fused": sigmoid_cross_entropy(z, x).numpy(),
+        "stable": (np.maximum(x, 0) - x * z + np.log1p(np.exp(-np.abs(x)))).astype(dtype),
+        "manual": sigmoid_cross_entropy(z, x, method="manual").numpy(),
+    }
+
+
+def nonfinite_edges(xs: np.ndarray, values: np.ndarray) -> list[tuple[float, str]]:
+    """Where ``values [n]`` (sampled at increasing ``xs [n]``) stop being finite on each side
+    of 0: ``[(edge, kind)]`` with the largest non-finite ``x < 0`` and the smallest non-finite
+    ``x > 0`` (those that exist), ``kind`` ``"NaN"`` if every value beyond the edge is NaN,
+    else ``"inf"``."""
+    xs, values = np.asarray(xs), np.asarray(values)
+    bad = ~np.isfinite(values)
+    edges = []
+    for side, pick in ((xs < 0, np.max), (xs > 0, np.min)):
+        if (bad & side).any():
+            edge = float(pick(xs[bad & side]))
+            beyond = values[xs <= edge] if edge < 0 else values[xs >= edge]
+            edges.append((edge, "NaN" if np.isnan(beyond).all() else "inf"))
+    return edges

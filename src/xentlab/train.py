@@ -34,8 +34,8 @@ import tensorflow as tf
 
 from xentlab import losses
 
-__all__ = ["Arrays", "History", "LossFn", "accuracy", "batch_table", "predict_logits",
-           "seed_everything", "train"]
+__all__ = ["Arrays", "History", "LossFn", "accuracy", "batch_table", "loss_and_grad_norm",
+           "predict_logits", "saturation", "seed_everything", "train"]
 
 #: ``(labels [B, C] float32 | [B] int, logits [B, C]) -> scalar``.
 LossFn = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]
@@ -111,6 +111,12 @@ class History:
         """Plain JSON-able dict (for ``record.metric``)."""
         return asdict(self)
 
+    def outcome(self) -> dict[str, Any]:
+        """A sweep's row: ``accuracy`` (``final_eval_accuracy``), ``zero_fraction_init`` and
+        ``grad_norm_init`` (at step 0) and ``diverged_at``."""
+        return {"accuracy": self.final_eval_accuracy, "zero_fraction_init": self.zero_fraction[0],
+                "grad_norm_init": self.grad_norm[0], "diverged_at": self.diverged_at}
+
 
 def seed_everything(seed: int, *, deterministic: bool = True) -> None:
     """Seed Python, NumPy, TensorFlow and Keras; with ``deterministic``, also turn on
@@ -152,6 +158,31 @@ def predict_logits(model: Any, x: np.ndarray, batch_size: int = 500) -> np.ndarr
     """Logits ``[N, C]`` of ``model`` on ``x [N, ...]`` (evaluation mode), in batches."""
     return np.concatenate([model(tf.constant(x[i:i + batch_size]), training=False).numpy()
                            for i in range(0, len(x), batch_size)], axis=0)
+
+
+def loss_and_grad_norm(model: Any, loss: LossFn, x: np.ndarray, y: np.ndarray, *,
+                       training: bool = False) -> tuple[float, float]:
+    """``(loss, global norm of its parameter gradients)`` of ``loss(one_hot(y) [B, C],
+    model(x) [B, C])`` on one batch (integer labels ``y [B]``), the model in evaluation mode
+    unless ``training``. The norm is NaN when a gradient is (notebook 03's ε = 0)."""
+    with tf.GradientTape() as tape:
+        logits = model(x, training=training)
+        value = loss(tf.one_hot(y, logits.shape[-1]), logits)
+    grads = tape.gradient(value, model.trainable_variables)
+    return float(value), float(tf.linalg.global_norm(grads))
+
+
+def saturation(model: Any, loss: LossFn, x: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    """How saturated ``model``'s softmax is on one batch (evaluation mode): the fraction of rows
+    that are exactly one-hot, the largest probability below 1, the fraction of outputs that are
+    exactly 0, and the global norm of ``loss``'s parameter gradient (:func:`loss_and_grad_norm`).
+    Notebook 03 compares these between TensorFlow's oneDNN and Eigen CPU kernels."""
+    p = tf.nn.softmax(model(x, training=False)).numpy()
+    below = p[p < 1]
+    return {"one_hot_rows": float(np.mean(p.max(axis=-1) == 1.0)),
+            "largest_below_1": float(below.max()) if below.size else float("nan"),
+            "zero_outputs": float(np.mean(p == 0)),
+            "grad_norm": loss_and_grad_norm(model, loss, x, y)[1]}
 
 
 def batch_table(n: int, batch_size: int, steps: int, seed: int) -> np.ndarray:
