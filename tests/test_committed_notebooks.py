@@ -102,3 +102,25 @@ def test_a_document_notebook_opens_with_its_excerpt(path):
     if source is None:
         pytest.skip(f"{path.name} reproduces no document")
     assert documents.excerpt_markdown(source.group(1)) in "".join(cells[1]["source"])
+
+
+def _relative_links(text):
+    import re
+
+    for target in re.findall(r"\]\(([^)\s]+)\)", text):
+        if not target.startswith(("http://", "https://", "#", "mailto:")):
+            yield target.split("#")[0]
+
+
+def test_relative_links_resolve():
+    """Links in README, the glossary and the notebooks' markdown point to files that exist."""
+    from xentlab.config import PROJECT_ROOT
+
+    pages = [PROJECT_ROOT / "README.md", PROJECT_ROOT / "docs" / "glossary.md"]
+    broken = [f"{page.name}: {t}" for page in pages for t in _relative_links(page.read_text())
+              if not (page.parent / t).exists()]
+    for path in NOTEBOOKS:
+        text = "".join("".join(c["source"]) for c in json.loads(path.read_text())["cells"]
+                       if c["cell_type"] == "markdown")
+        broken += [f"{path.name}: {t}" for t in _relative_links(text) if not (path.parent / t).exists()]
+    assert not broken, broken

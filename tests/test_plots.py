@@ -107,12 +107,15 @@ def test_keras_clip_two_panels():
     assert len(fig.axes) == 2 and "16.118" in fig.axes[0].texts[0].get_text()
 
 
-def test_ce_cost_leaves_out_untracked_memory():
-    rows = [{"method": m, "classes": c, "ms": 1.0, "bound_ms": 0.5, "peak_bytes": 0 if c == 10 else 2**20}
-            for m in ("fused", "manual") for c in (10, 1000)]
+def test_ce_cost_draws_both_modes_the_floor_and_leaves_out_untracked_memory():
+    rows = [{"method": m, "classes": c, "compiled": comp, "ms": 1.0, "floor_ms": 0.4, "bound_ms": 0.5,
+             "peak_bytes": 0 if c == 10 else 2**20}
+            for m in ("fused", "manual") for c in (10, 1000) for comp in (False, True)]
     fig = plots.ce_cost(rows, ("fused", "manual"))
     ax_t, ax_m = fig.axes
-    assert len(ax_t.lines) == 3 and list(ax_m.lines[0].get_xdata()) == [1000]
+    assert len(ax_t.lines) == 4 + 2  # two methods x two modes, floor, bound
+    assert "floor: one exp pass" in [line.get_label() for line in ax_t.lines]
+    assert list(ax_m.lines[0].get_xdata()) == [1000] and len(ax_m.lines) == 3
 
 
 def test_keras_training_one_line_per_run_and_the_ceiling():

@@ -9,10 +9,14 @@ Two measurements, in one process, side by side:
    ``tf.data`` pipeline, alternating, several repeats, medians; the FLOP rate this achieves
    against a float32 matmul peak measured in the same run.
 2. **Cost of each cross-entropy formulation** (forward + backward, float32, batch 256) as the
-   number of classes grows to language-model vocabularies, with the memory-bandwidth bound.
+   number of classes grows to language-model vocabularies, inside ``tf.function`` and compiled
+   with XLA (``jit_compile=True``), against a floor measured in the same run (one ``exp`` pass
+   over ``[B, C]`` writing its result: what any forward + backward must at least do) and the
+   memory-bandwidth bound.
 
-Timings are wall-clock medians on this machine; they are results, not tests (the notebooks only
-assert that they are positive and finite).
+Every timing is min / median / max over the repeats after a warm-up call, wall clock on this
+machine; they are results, not tests (the notebooks only assert that they are positive and
+finite).
 """
 
 from __future__ import annotations
@@ -25,7 +29,6 @@ import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import keras
@@ -37,18 +40,27 @@ from xentlab import losses, models, train
 BATCH = 128
 CE_BATCH = 256
 CE_CLASSES = (10, 1_000, 32_000, 128_000)
-CE_METHODS = ("manual", "log_softmax", "fused", "sparse")
+#: The formulations timed: the three of documents 001/002, the sparse kernel, and
+#: ``logsumexp(z) - z[y]`` (integer labels, no dense one-hot).
+CE_METHODS = ("manual", "log_softmax", "fused", "sparse", "logsumexp_gather")
+#: At least this many timed calls per measurement.
+MIN_REPEATS = 5
 
 
-def _median_seconds(fn: Callable[[], Any], repeats: int) -> float:
-    """Median wall time of ``fn()`` over ``repeats`` calls after one warm-up call."""
+def timing(fn: Callable[[], Any], repeats: int) -> dict[str, float]:
+    """Wall time of ``fn()`` in seconds over ``repeats`` calls after one warm-up call:
+    ``{"min", "median", "max"}``."""
     fn()
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
         fn()
         times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return {"min": min(times), "median": statistics.median(times), "max": max(times)}
+
+
+def _median_seconds(fn: Callable[[], Any], repeats: int) -> float:
+    return timing(fn, repeats)["median"]
 
 
 def matmul_peak_gflops(n: int = 2048, repeats: int = 5) -> float:
@@ -126,14 +138,15 @@ def training_throughput(data: Any, *, steps: int, repeats: int) -> dict[str, flo
     """Steps/s of the xentlab loop and of ``Model.fit`` (two feeds), and the FLOP rates."""
     n = steps * BATCH
     x, y = np.asarray(data.x_train[:n]), np.asarray(data.y_train[:n]).astype(np.int32)
-    sub = SimpleNamespace(x_train=x, y_train=y, x_test=data.x_test[:BATCH],
-                          y_test=data.y_test[:BATCH])
+    sub = train.Arrays(x, y, data.x_test[:BATCH], data.y_test[:BATCH])
     runs: dict[str, list[float]] = {"runner": [], "fit_numpy": [], "fit_tfdata": []}
     for r in range(repeats):  # alternate, so drifts of the machine hit all three alike
         runs["runner"].append(_runner_seconds_per_step(sub, steps, seed=r))
         runs["fit_numpy"].append(_fit_seconds_per_step(x, y, "numpy", seed=r))
         runs["fit_tfdata"].append(_fit_seconds_per_step(x, y, "tfdata", seed=r))
     rate = {k: 1.0 / statistics.median(v) for k, v in runs.items()}
+    spread_ms = {k: {"min": 1e3 * min(v), "median": 1e3 * statistics.median(v), "max": 1e3 * max(v)}
+                 for k, v in runs.items()}
     flops_step = 3 * BATCH * forward_flops(models.layers_cnn(), (28, 28))
     peak = matmul_peak_gflops()
     achieved = rate["runner"] * flops_step / 1e9
@@ -148,18 +161,37 @@ def training_throughput(data: Any, *, steps: int, repeats: int) -> dict[str, flo
         "achieved_gflops": achieved,
         "matmul_peak_gflops": peak,
         "fraction_of_matmul_peak": achieved / peak,
+        "ms_per_step": spread_ms,
         "steps_timed": steps - 1,
         "repeats": repeats,
     }
 
 
-def _ce_step(method: str) -> Callable[[tf.Tensor, tf.Tensor], tf.Tensor]:
-    """Compiled forward + backward of one formulation: gradient of the summed loss w.r.t. logits."""
+def _logsumexp_gather(labels: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
+    """``sum(logsumexp(z) - z[y])`` for integer labels ``[B]`` and logits ``[B, C]``."""
+    picked = tf.gather(logits, labels, axis=1, batch_dims=1)
+    return tf.reduce_sum(tf.reduce_logsumexp(logits, axis=-1) - picked)
 
-    loss = (losses.reduced(losses.sparse_softmax_cross_entropy, "sum") if method == "sparse"
-            else losses.reduced(losses.softmax_cross_entropy, "sum", method=method))
 
-    @tf.function(autograph=False)
+def _ce_loss(method: str) -> Callable[[tf.Tensor, tf.Tensor], tf.Tensor]:
+    if method == "sparse":
+        return losses.reduced(losses.sparse_softmax_cross_entropy, "sum")
+    if method == "logsumexp_gather":
+        return _logsumexp_gather
+    return losses.reduced(losses.softmax_cross_entropy, "sum", method=method)
+
+
+def sparse_labels(method: str) -> bool:
+    """Whether ``method`` takes integer labels ``[B]`` (else one-hot ``[B, C]``)."""
+    return method in ("sparse", "logsumexp_gather")
+
+
+def _ce_step(method: str, *, compiled: bool = False) -> Callable[[tf.Tensor, tf.Tensor], tf.Tensor]:
+    """Forward + backward of one formulation inside ``tf.function`` (with XLA if ``compiled``):
+    the gradient of the summed loss with respect to the logits."""
+    loss = _ce_loss(method)
+
+    @tf.function(autograph=False, jit_compile=compiled)
     def step(labels: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
         with tf.GradientTape() as tape:
             tape.watch(logits)
@@ -169,40 +201,69 @@ def _ce_step(method: str) -> Callable[[tf.Tensor, tf.Tensor], tf.Tensor]:
     return step
 
 
+def floor_ms(logits: tf.Tensor, repeats: int) -> dict[str, float]:
+    """The floor of a cross-entropy's forward + backward over ``logits [B, C]``: one ``exp`` pass
+    that reads the logits and writes a ``[B, C]`` result (a softmax-based loss must exponentiate
+    every logit, and its gradient is a ``[B, C]`` write), inside ``tf.function``; milliseconds,
+    min / median / max."""
+    exp = tf.function(tf.exp, autograph=False)
+    return {k: 1e3 * v for k, v in timing(lambda: exp(logits).numpy(), repeats).items()}
+
+
 def ce_cost(
-    *, classes: tuple[int, ...] = CE_CLASSES, batch: int = CE_BATCH, repeats: int = 5,
+    *, classes: tuple[int, ...] = CE_CLASSES, batch: int = CE_BATCH, repeats: int = MIN_REPEATS,
     bandwidth_gbs: float | None = None,
 ) -> list[dict[str, Any]]:
-    """Forward + backward time and extra peak memory of each formulation, per class count.
+    """Forward + backward time and extra peak memory of each formulation, per class count, in
+    ``tf.function`` (``compiled=False``) and with XLA (``compiled=True``).
 
-    ``peak_bytes``: the CPU allocator's peak during one call minus what was allocated before it
-    (inputs excluded, output gradient included). ``bound_ms``: the bytes the op must move at the
-    measured copy bandwidth: read logits (and dense labels), write the gradient ``[batch, C]``.
+    One row per (method, classes, compiled): ``ms`` (median), ``ms_min``, ``ms_max``;
+    ``floor_ms`` (:func:`floor_ms`, median) and ``ratio_to_floor`` = ``ms / floor_ms``;
+    ``bound_ms``: the bytes the op must move at the measured copy bandwidth (read logits and
+    dense labels, write the gradient ``[batch, C]``); ``peak_bytes``: the CPU allocator's peak
+    during one call minus what was allocated before it (inputs excluded, gradient included).
+    Run without op determinism (as :func:`run` does): under it ``tf.nn``'s fused ops are
+    rerouted, though ``xentlab.losses`` calls the kernels through ``tf.raw_ops`` either way.
     """
+    if repeats < MIN_REPEATS:
+        raise ValueError(f"repeats must be at least {MIN_REPEATS}, got {repeats}")
     bandwidth_gbs = bandwidth_gbs or copy_bandwidth_gbs()
     rows = []
     for c in classes:
         logits = 3.0 * tf.random.stateless_normal([batch, c], seed=[c, 0])
         sparse = tf.random.stateless_uniform([batch], seed=[c, 1], maxval=c, dtype=tf.int32)
         dense = tf.one_hot(sparse, c)
+        floor = floor_ms(logits, repeats)["median"]
         for method in CE_METHODS:
-            call = functools.partial(_ce_step(method), sparse if method == "sparse" else dense,
-                                     logits)
-            ms = 1e3 * _median_seconds(lambda: call().numpy(), repeats)  # noqa: B023 (used now)
-            tf.config.experimental.reset_memory_stats("CPU:0")
-            before = tf.config.experimental.get_memory_info("CPU:0")["current"]
-            call().numpy()
-            peak = tf.config.experimental.get_memory_info("CPU:0")["peak"] - before
-            arrays = 2 if method == "sparse" else 3  # logits (+ dense labels) in, gradient out
-            bound_ms = 1e3 * arrays * batch * c * 4 / (bandwidth_gbs * 1e9)
-            rows.append({"method": method, "classes": c, "ms": ms, "peak_bytes": int(peak),
-                         "bound_ms": bound_ms})
+            labels = sparse if sparse_labels(method) else dense
+            arrays = 2 if sparse_labels(method) else 3  # logits (+ dense labels) in, gradient out
+            for compiled in (False, True):
+                call = functools.partial(_ce_step(method, compiled=compiled), labels, logits)
+                t = timing(lambda: call().numpy(), repeats)  # noqa: B023 (used now)
+                tf.config.experimental.reset_memory_stats("CPU:0")
+                before = tf.config.experimental.get_memory_info("CPU:0")["current"]
+                call().numpy()
+                peak = tf.config.experimental.get_memory_info("CPU:0")["peak"] - before
+                rows.append({
+                    "method": method, "classes": c, "compiled": compiled,
+                    "ms": 1e3 * t["median"], "ms_min": 1e3 * t["min"], "ms_max": 1e3 * t["max"],
+                    "floor_ms": floor, "ratio_to_floor": 1e3 * t["median"] / floor,
+                    "bound_ms": 1e3 * arrays * batch * c * 4 / (bandwidth_gbs * 1e9),
+                    "peak_bytes": int(peak)})
     return rows
+
+
+def fastest(rows: list[dict[str, Any]], classes: int) -> dict[str, Any]:
+    """The row with the smallest median time at ``classes``."""
+    mine = [r for r in rows if r["classes"] == classes]
+    if not mine:
+        raise ValueError(f"no rows at {classes} classes")
+    return min(mine, key=lambda r: r["ms"])
 
 
 #: Sizes of a run: ``quick`` (under two minutes here), ``full`` (the default of the CLI).
 SIZES: dict[str, dict[str, Any]] = {
-    "quick": {"training_steps": 25, "training_repeats": 2, "ce_repeats": 3},
+    "quick": {"training_steps": 12, "training_repeats": MIN_REPEATS, "ce_repeats": MIN_REPEATS},
     "full": {"training_steps": 60, "training_repeats": 5, "ce_repeats": 10},
 }
 
@@ -211,13 +272,14 @@ def run(
     *, training_steps: int, training_repeats: int, ce_repeats: int,
     classes: tuple[int, ...] = CE_CLASSES, data: Any = None,
 ) -> dict[str, Any]:
-    """All benchmarks (``data`` defaults to ``mnist10k``); see :data:`SIZES`."""
-    if training_steps < 3 or training_repeats < 1 or ce_repeats < 1:
-        raise ValueError("need training_steps >= 3, training_repeats >= 1, ce_repeats >= 1")
+    """All benchmarks (``data`` defaults to the full ``mnist``); see :data:`SIZES`."""
+    if training_steps < 3 or training_repeats < MIN_REPEATS or ce_repeats < MIN_REPEATS:
+        raise ValueError(f"need training_steps >= 3, training_repeats >= {MIN_REPEATS}, "
+                         f"ce_repeats >= {MIN_REPEATS}")
     if data is None:
         from xentlab.data import load
 
-        data = load("mnist10k")
+        data = load("mnist")
     started = time.perf_counter()
     bandwidth = copy_bandwidth_gbs()
     ce = ce_cost(classes=classes, repeats=ce_repeats, bandwidth_gbs=bandwidth)
@@ -245,13 +307,15 @@ def to_markdown(result: dict[str, Any]) -> str:
         "",
         "## Training throughput (document 002's CNN, batch 128, Adam)",
         "",
-        "| loop | steps/s | ms/step |",
+        "| loop | steps/s (median) | ms/step: median (min–max) |",
         "|---|---|---|",
-        f"| xentlab.train | {t['runner_steps_per_s']:.2f} | {1e3 / t['runner_steps_per_s']:.1f} |",
-        f"| Model.fit, NumPy arrays | {t['keras_fit_numpy_steps_per_s']:.2f} | "
-        f"{1e3 / t['keras_fit_numpy_steps_per_s']:.1f} |",
-        f"| Model.fit, cached tf.data | {t['keras_fit_tfdata_steps_per_s']:.2f} | "
-        f"{1e3 / t['keras_fit_tfdata_steps_per_s']:.1f} |",
+    ]
+    for key, name in (("runner", "xentlab.train"), ("fit_numpy", "Model.fit, NumPy arrays"),
+                      ("fit_tfdata", "Model.fit, cached tf.data")):
+        ms = t["ms_per_step"][key]
+        lines.append(f"| {name} | {1e3 / ms['median']:.2f} | {ms['median']:.1f} "
+                     f"({ms['min']:.1f}–{ms['max']:.1f}) |")
+    lines += [
         "",
         f"xentlab.train / fastest fit: {t['runner_over_keras_fit']:.2f}×. "
         f"{t['flops_per_step'] / 1e9:.2f} GFLOP per step → {t['achieved_gflops']:.0f} GFLOP/s, "
@@ -261,13 +325,29 @@ def to_markdown(result: dict[str, Any]) -> str:
         f"## Cross-entropy forward + backward (float32, batch {CE_BATCH}; copy bandwidth "
         f"{result['copy_bandwidth_gbs']:.1f} GB/s; fused and sparse are TensorFlow's fused kernels)",
         "",
-        "| classes | " + " | ".join(f"{m} ms (MiB)" for m in CE_METHODS) + " | bound ms |",
-        "|---|" + "---|" * (len(CE_METHODS) + 1),
+        "Median ms inside `tf.function` / with XLA (`jit_compile=True`), and in brackets the "
+        "ratio to the floor (one `exp` pass writing `[B, C]`, measured in the same run).",
+        "",
+        "| classes | floor ms | " + " | ".join(CE_METHODS) + " | bound ms |",
+        "|---|---|" + "---|" * (len(CE_METHODS) + 1),
     ]
-    for c in sorted({r["classes"] for r in result["ce_cost"]}):
-        rows = {r["method"]: r for r in result["ce_cost"] if r["classes"] == c}
-        cells = [f"{rows[m]['ms']:.2f} ({rows[m]['peak_bytes'] / 2**20:.1f})" for m in CE_METHODS]
-        lines.append(f"| {c:,} | " + " | ".join(cells) + f" | {rows['fused']['bound_ms']:.2f} |")
+    rows = result["ce_cost"]
+    for c in sorted({r["classes"] for r in rows}):
+        at = {(r["method"], r["compiled"]): r for r in rows if r["classes"] == c}
+        cells = [f"{at[m, False]['ms']:.2f} ({at[m, False]['ratio_to_floor']:.1f}×) / "
+                 f"{at[m, True]['ms']:.2f} ({at[m, True]['ratio_to_floor']:.1f}×)" for m in CE_METHODS]
+        lines.append(f"| {c:,} | {at['fused', False]['floor_ms']:.2f} | " + " | ".join(cells)
+                     + f" | {at['fused', False]['bound_ms']:.2f} |")
+    lines += ["", "Extra peak memory (MiB) inside `tf.function`:", "",
+              "| classes | " + " | ".join(CE_METHODS) + " |", "|---|" + "---|" * len(CE_METHODS)]
+    for c in sorted({r["classes"] for r in rows}):
+        at = {r["method"]: r for r in rows if r["classes"] == c and not r["compiled"]}
+        lines.append(f"| {c:,} | " + " | ".join(f"{at[m]['peak_bytes'] / 2**20:.1f}" for m in CE_METHODS)
+                     + " |")
+    best = fastest(rows, max(r["classes"] for r in rows))
+    lines += ["", f"Fastest at {best['classes']:,} classes: {best['method']}"
+              f"{' with XLA' if best['compiled'] else ''}, {best['ms']:.2f} ms = "
+              f"{best['ratio_to_floor']:.2f}× the floor."]
     return "\n".join(lines) + "\n"
 
 

@@ -128,8 +128,9 @@ def sigmoid_sweep(xs: np.ndarray, sweep: Mapping[tuple[str, float], Mapping[str,
             ax.plot(xs, r["fused"], color=color, lw=3, alpha=0.35, label=f"fused, label {z:.0f}")
             ax.plot(xs, np.where(np.isfinite(r["manual"]), r["manual"], np.nan), color=color,
                     ls="--", label=f"manual, label {z:.0f}")
-            for xb in edges.get((d, z), []):
-                ax.axvline(xb, color=color, ls=":", lw=1)
+            for k, xb in enumerate(edges.get((d, z), [])):
+                ax.axvline(xb, color=color, ls=":", lw=1,
+                           label=f"manual stops being finite, label {z:.0f}" if k == 0 else None)
         ax.set(xlabel="logit x", ylabel="binary cross-entropy (nats)",
                title=f"{dt}: manual vs fused", yscale="symlog")
         ax.legend(fontsize=8)
@@ -214,14 +215,14 @@ def loss_vs_gap(deltas: np.ndarray, exact: np.ndarray,
             if np.isinf(values).any():
                 ax.axvline(deltas[np.argmax(np.isinf(values))], color="red", lw=0.8)
         ax.set(title=dtype, xlabel="logit gap Δ (nats)", xscale="symlog", yscale="log",
-               ylim=(0.1, float(deltas.max()) * 2))
+               ylim=(0.1, float(deltas.max()) * 2), xlim=(0, float(deltas.max())))
     axes[0].set_ylabel("loss of one example (nats)")
     axes[0].legend(fontsize=8, loc="upper left")
     return fig
 
 
-def gradient_vs_gap(deltas: np.ndarray, exact: np.ndarray,
-                    grads: Mapping[str, np.ndarray]) -> plt.Figure:
+def gradient_vs_gap(deltas: np.ndarray, exact: np.ndarray, grads: Mapping[str, np.ndarray], *,
+                    title: str = "Gradient w.r.t. the true class' logit") -> plt.Figure:
     """Notebook 02's gradient with respect to the true class' logit over the gap Δ: the exact
     ``p₀ − 1`` behind one line per route (``grads[route] [n, 2]``). NaN gradients cannot be
     drawn as values: they are marked in a band above the data (at +0.2), apart from true zeros."""
@@ -233,10 +234,9 @@ def gradient_vs_gap(deltas: np.ndarray, exact: np.ndarray,
         if nan.any():
             ax.plot(deltas[nan], np.full(nan.sum(), 0.2), "x", ms=3, color=line.get_color(),
                     label=f"{name}: NaN (drawn at +0.2)")
-    ax.axhline(0.1, color="grey", lw=0.5)
     ax.set(xlabel="logit gap Δ (nats)", ylabel="∂ loss / ∂ z₀ (float32)", xscale="symlog",
-           ylim=(-1.2, 0.3), title="Gradient w.r.t. the true class' logit")
-    ax.legend(fontsize=8, loc="center left")
+           ylim=(-1.2, 0.3), xlim=(0, float(deltas.max())), title=title)
+    ax.legend(fontsize=8, loc="center right")
     return fig
 
 
@@ -265,26 +265,34 @@ def keras_clip(margins: np.ndarray, exact: np.ndarray, fused: np.ndarray, clippe
 
 def ce_cost(rows: list[Mapping[str, float | str]], methods: tuple[str, ...]) -> plt.Figure:
     """Notebook 06's cost of one cross-entropy call over the class count C (``rows`` as in
-    ``xentlab.bench``'s ``ce_cost``): time with the dense bandwidth bound, and extra peak
-    memory with one ``[256, C]`` float32 array for scale. TF's allocator statistics leave out the
-    smallest allocations (0 bytes), which are not drawn."""
-    fig, (ax_t, ax_m) = plt.subplots(1, 2, figsize=(12, 4.2))
-    for method in methods:
-        mine = sorted((r for r in rows if r["method"] == method), key=lambda r: r["classes"])
-        ax_t.plot([r["classes"] for r in mine], [r["ms"] for r in mine], "o-", label=method)
-        tracked = [r for r in mine if r["peak_bytes"] > 0]
-        ax_m.plot([r["classes"] for r in tracked], [r["peak_bytes"] / 2**20 for r in tracked],
-                  "o-", label=method)
-    ref = sorted((r for r in rows if r["method"] == methods[0]), key=lambda r: r["classes"])
+    ``xentlab.bench``'s ``ce_cost``): median time inside ``tf.function`` (solid) and with XLA
+    (dashed), the measured floor and the dense bandwidth bound; and the extra peak memory of the
+    ``tf.function`` calls beside one ``[256, C]`` float32 array. TF's allocator statistics leave
+    out the smallest allocations (0 bytes), which are not drawn."""
+    fig, (ax_t, ax_m) = plt.subplots(1, 2, figsize=(13, 4.4))
+    for i, method in enumerate(methods):
+        for compiled, style in ((False, "o-"), (True, "s--")):
+            mine = sorted((r for r in rows if r["method"] == method and r["compiled"] == compiled),
+                          key=lambda r: r["classes"])
+            ax_t.plot([r["classes"] for r in mine], [r["ms"] for r in mine], style, color=f"C{i}",
+                      ms=4, label=f"{method}{', XLA' if compiled else ''}")
+            if not compiled:
+                tracked = [r for r in mine if r["peak_bytes"] > 0]
+                ax_m.plot([r["classes"] for r in tracked], [r["peak_bytes"] / 2**20 for r in tracked],
+                          style, color=f"C{i}", label=method)
+    ref = sorted((r for r in rows if r["method"] == methods[0] and not r["compiled"]),
+                 key=lambda r: r["classes"])
     cs = [r["classes"] for r in ref]
-    ax_t.plot(cs, [r["bound_ms"] for r in ref], "k--", label="bandwidth bound (dense)")
+    ax_t.plot(cs, [r["floor_ms"] for r in ref], "k-", lw=3, alpha=0.3, label="floor: one exp pass")
+    ax_t.plot(cs, [r["bound_ms"] for r in ref], "k:", label="bandwidth bound (dense)")
     ax_m.plot(cs, [256 * c * 4 / 2**20 for c in cs], "k--", label="one [256, C] float32 array")
-    ax_t.set(xscale="log", yscale="log", xlabel="classes C", ylabel="forward + backward (ms)",
+    ax_t.set(xscale="log", yscale="log", xlabel="classes C", ylabel="forward + backward (ms, median)",
              title="Time per call, batch 256, float32")
     ax_m.set(xscale="log", yscale="log", xlabel="classes C", ylabel="extra peak memory (MiB)",
-             title="Memory allocated by the call")
-    ax_t.legend(fontsize=8)
-    ax_m.legend(fontsize=8)
+             title="Memory allocated by the call (tf.function)")
+    ax_t.legend(fontsize=7, ncol=2, loc="upper left")
+    ax_m.legend(fontsize=8, loc="upper left")
+    fig.tight_layout()
     return fig
 
 
@@ -300,7 +308,8 @@ def keras_training(histories: Mapping[str, History], ceiling: float) -> plt.Figu
         axes[2].plot(h.step, h.zero_grad_wrong_fraction, **style)
     axes[0].set(xlabel="training step", ylabel="CategoricalCrossentropy (nats, batch mean)",
                 title="Loss", yscale="log")
-    axes[0].axhline(ceiling, color="gray", ls=":", lw=1)
+    axes[0].axhline(ceiling, color="gray", ls=":", lw=1, label=f"clip ceiling −log ε = {ceiling:.3f}")
+    axes[0].legend(fontsize=7)
     axes[1].set(xlabel="training step", ylabel="training-batch accuracy (no dropout)",
                 title="Accuracy", ylim=(0, 1))
     axes[2].set(xlabel="training step", ylabel="fraction of misclassified examples",

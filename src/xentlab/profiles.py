@@ -22,8 +22,8 @@ PROFILES: dict[str, dict[str, Params]] = {
         "04_sigmoid_softmax_sparse": {"dataset": "mnist10k", "sweep_points": 41, "train_pairs": 500,
                                       "val_pairs": 200, "test_pairs": 200, "steps": 20, "seeds": 1},
         "05_keras_categorical_crossentropy": {"dataset": "mnist10k", "steps": 3, "batch_size": 32},
-        "06_cost_of_cross_entropy": {"dataset": "mnist10k", "training_steps": 4, "ce_repeats": 1,
-                                     "classes": [10, 1000]},
+        "06_cost_of_cross_entropy": {"dataset": "mnist10k", "training_steps": 4, "ce_repeats": 5,
+                                     "training_repeats": 5, "classes": [10, 1000]},
     },
     "ci": {},
     "paper": {

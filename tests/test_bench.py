@@ -1,0 +1,65 @@
+"""xentlab.bench: timing statistics, the cross-entropy cost rows, the markdown table."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from xentlab import bench
+
+
+def test_timing_orders_min_median_max():
+    calls = []
+    t = bench.timing(lambda: calls.append(1), repeats=5)
+    assert len(calls) == 6  # one warm-up
+    assert 0 <= t["min"] <= t["median"] <= t["max"]
+
+
+@pytest.mark.parametrize("compiled", [False, True])
+def test_every_formulation_computes_the_same_gradient(compiled):
+    logits = 3.0 * tf.random.stateless_normal([8, 50], seed=[1, 2])
+    labels = tf.random.stateless_uniform([8], seed=[3, 4], maxval=50, dtype=tf.int32)
+    dense = tf.one_hot(labels, 50)
+    expected = tf.nn.softmax(logits) - dense
+    for method in bench.CE_METHODS:
+        grad = bench._ce_step(method, compiled=compiled)(
+            labels if bench.sparse_labels(method) else dense, logits)
+        np.testing.assert_allclose(grad.numpy(), expected.numpy(), atol=1e-5, err_msg=method)
+
+
+def test_ce_cost_rows_cover_each_method_and_mode_with_the_floor():
+    rows = bench.ce_cost(classes=(50,), batch=16, repeats=5, bandwidth_gbs=10.0)
+    assert {(r["method"], r["compiled"]) for r in rows} == {
+        (m, c) for m in bench.CE_METHODS for c in (False, True)}
+    for r in rows:
+        assert {"method", "classes", "compiled", "ms", "ms_min", "ms_max", "floor_ms",
+                "ratio_to_floor", "bound_ms", "peak_bytes"} <= set(r)
+        assert 0 < r["ms_min"] <= r["ms"] <= r["ms_max"] and r["floor_ms"] > 0
+        assert r["ratio_to_floor"] == pytest.approx(r["ms"] / r["floor_ms"])
+    dense = next(r for r in rows if r["method"] == "fused")
+    assert dense["bound_ms"] == pytest.approx(1e3 * 3 * 16 * 50 * 4 / 10e9)
+    assert bench.fastest(rows, 50)["ms"] == min(r["ms"] for r in rows)
+    with pytest.raises(ValueError, match="no rows"):
+        bench.fastest(rows, 7)
+
+
+def test_too_few_repeats_are_refused():
+    with pytest.raises(ValueError, match="at least 5"):
+        bench.ce_cost(classes=(10,), repeats=2)
+    with pytest.raises(ValueError, match="training_repeats >= 5"):
+        bench.run(training_steps=12, training_repeats=2, ce_repeats=5)
+
+
+def test_markdown_names_the_floor_and_the_fastest_row():
+    rows = [{"method": m, "classes": c, "compiled": comp, "ms": 2.0 if comp else 4.0, "ms_min": 1.0,
+             "ms_max": 5.0, "floor_ms": 1.0, "ratio_to_floor": 2.0 if comp else 4.0, "bound_ms": 0.5,
+             "peak_bytes": 2**20} for m in bench.CE_METHODS for c in (10, 100) for comp in (False, True)]
+    ms = {"min": 40.0, "median": 50.0, "max": 60.0}
+    result = {"machine": {"cpus": 2, "tensorflow": "2"}, "copy_bandwidth_gbs": 10.0, "ce_cost": rows,
+              "sizes": {"training_steps": 12, "training_repeats": 5, "ce_repeats": 5},
+              "training": {"ms_per_step": {"runner": ms, "fit_numpy": ms, "fit_tfdata": ms},
+                           "runner_over_keras_fit": 1.0, "flops_per_step": 1e10,
+                           "achieved_gflops": 200.0, "fraction_of_matmul_peak": 0.5,
+                           "matmul_peak_gflops": 400.0}}
+    text = bench.to_markdown(result)
+    assert "| classes | floor ms |" in text and "50.0 (40.0–60.0)" in text
+    assert "Fastest at 100 classes: manual with XLA, 2.00 ms = 2.00× the floor." in text
