@@ -30,7 +30,10 @@ def test_structure(path):
     errors = [o for c in code for o in c.get("outputs", []) if o["output_type"] == "error"]
     assert not errors, f"{path.name}: committed outputs contain errors"
     first = "".join(nb["cells"][0]["source"])
-    assert first.startswith("# "), f"{path.name}: must open with an H1 title"
+    assert first.startswith(f"# {path.stem[:2]} · "), f"{path.name}: must open with '# NN · title'"
+    top = ["".join(c["source"]) for c in nb["cells"][:4] if c["cell_type"] == "markdown"]
+    assert any(t.startswith("**TL;DR**") for t in top), f"{path.name}: needs a TL;DR at the top"
+    assert "Back to the index" in "".join(nb["cells"][-1]["source"]), f"{path.name}: end with links"
     counts = [c["execution_count"] for c in code]
     assert counts == sorted(counts), f"{path.name}: cells were executed out of order"
 

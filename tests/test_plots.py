@@ -9,19 +9,20 @@ from xentlab import plots, train  # noqa: E402
 
 def test_training_curves_marks_exact_zero_gradients():
     h = train.History(step=[0, 10, 20], grad_norm=[1.0, 0.0, 0.5], train_accuracy=[0.1, 0.5, 0.9],
-                      zero_fraction=[0.9, 0.5, 0.1])
+                      zero_fraction=[0.9, 0.5, 0.1], zero_grad_wrong_fraction=[1.0, 1.0, 0.0])
     fig = plots.training_curves({"manual": h, "fused": h})
     acc, norm, zero = fig.axes
     assert len(acc.lines) == 3  # two losses and the chance line
     labels = [line.get_label() for line in norm.lines]
-    assert "manual: exactly 0 (drawn at the floor)" in labels
+    assert "manual: exactly 0 (at the floor)" in labels
     marker = next(line for line in norm.lines if line.get_label().startswith("manual: exactly"))
     assert list(marker.get_xdata()) == [10] and marker.get_ydata()[0] == 0.05  # floor = 0.5 / 10
-    assert norm.get_yscale() == "log" and len(zero.lines) == 2
+    assert norm.get_yscale() == "log" and list(zero.lines[0].get_ydata()) == [1.0, 1.0, 0.0]
 
 
 def _h(**kw):
-    base = dict(step=[0, 2, 4], loss=[2.3, 1.0, 0.5], train_accuracy=[0.1, 0.5, 0.9])
+    base = dict(step=[0, 2, 4], loss=[2.3, 1.0, 0.5], train_accuracy=[0.1, 0.5, 0.9],
+                grad_norm=[1.0, 0.5, 0.0])
     return train.History(**{**base, **kw})
 
 
@@ -109,26 +110,43 @@ def test_keras_clip_two_panels():
 
 def test_ce_cost_draws_both_modes_the_floor_and_leaves_out_untracked_memory():
     rows = [{"method": m, "classes": c, "compiled": comp, "ms": 1.0, "floor_ms": 0.4, "bound_ms": 0.5,
-             "peak_bytes": 0 if c == 10 else 2**20}
+             "ratio_to_floor": 2.5, "peak_bytes": 0 if c == 10 else 2**20}
             for m in ("fused", "manual") for c in (10, 1000) for comp in (False, True)]
     fig = plots.ce_cost(rows, ("fused", "manual"))
     ax_t, ax_m = fig.axes
-    assert len(ax_t.lines) == 4 + 2  # two methods x two modes, floor, bound
+    assert len(ax_t.lines) == 4 + 2  # two methods x two modes, the floor and 1.3x
     assert "floor: one exp pass" in [line.get_label() for line in ax_t.lines]
+    assert list(ax_t.lines[0].get_ydata()) == [2.5, 2.5]
     assert list(ax_m.lines[0].get_xdata()) == [1000] and len(ax_m.lines) == 3
 
 
 def test_keras_training_one_line_per_run_and_the_ceiling():
     fig = plots.keras_training({"a": _h(zero_grad_wrong_fraction=[0, 1, 1]),
                                 "b": _h(zero_grad_wrong_fraction=[0, 0, 0])}, 16.118)
-    loss_ax, acc_ax, zero_ax = fig.axes
-    assert len(loss_ax.lines) == 3 and len(zero_ax.lines) == 2
-    assert list(zero_ax.lines[0].get_ydata()) == [0, 1, 1]
+    loss_ax, acc_ax, norm_ax = fig.axes
+    assert len(loss_ax.lines) == 3  # two runs and the ceiling
+    assert list(norm_ax.lines[0].get_ydata()) == [1.0, 0.5]  # positive norms; the 0 as a marker
+    assert "a: exactly 0 (drawn at 1e-3)" in [line.get_label() for line in norm_ax.lines]
 
 
 def test_training_curves_overlays_the_document_log_up_to_the_last_step():
     h = train.History(step=[0, 100], grad_norm=[1.0, 1.0], train_accuracy=[0.1, 0.8],
-                      zero_fraction=[0.0, 0.0])
+                      zero_fraction=[0.0, 0.0], zero_grad_wrong_fraction=[0.0, 0.0])
     fig = plots.training_curves({"fused": h}, document={"document": [(0, 0.1), (100, 0.7), (200, 0.9)]})
     doc = next(line for line in fig.axes[0].lines if line.get_label() == "document")
     assert list(doc.get_xdata()) == [0, 100] and list(doc.get_ydata()) == [0.1, 0.7]
+
+
+def test_step_times_bars_with_the_spread():
+    spread = {"a": {"min": 1.0, "median": 2.0, "max": 4.0}, "b": {"min": 2.0, "median": 2.5, "max": 3.0}}
+    fig = plots.step_times(spread, {"a": "loop a", "b": "loop b"})
+    ax = fig.axes[0]
+    assert [p.get_width() for p in ax.patches] == [2.0, 2.5]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["loop a", "loop b"]
+
+
+def test_sum_vs_mean_notes_a_curve_off_the_scale():
+    sweep = {("sgd", 16, "mean"): _h(loss=[2.3, 1.0, 0.5]), ("sgd", 16, "sum"): _h(loss=[37.0, 80.0, 70.0])}
+    fig = plots.sum_vs_mean(sweep, {"sgd": 0.1}, {"sgd": "SGD"})
+    labels = [line.get_label() for line in fig.axes[0].lines]
+    assert labels[1] == "sum (lr 0.1), up to 5: off the scale"

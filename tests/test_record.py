@@ -23,18 +23,21 @@ def run_dir(tmp_path, monkeypatch):
 
 def test_claim_is_written_and_replaced_by_id(run_dir):
     record.claim("001.same-value", "001_x.txt", "both give 16.478533", 16.478533,
-                 np.float32(16.478533), record.verdict(True))
-    record.claim("001.same-value", "001_x.txt", "both give 16.478533", 16.478533, 1.0, "refuted")
+                 np.float32(16.478533), record.verdict(True), measured_text="16.478533")
+    record.claim("001.same-value", "001_x.txt", "both give 16.478533", 16.478533, 1.0, "refuted",
+                 measured_text="1.0")
     claims = json.loads((run_dir / "claims" / "99_test.json").read_text())
     assert len(claims) == 1 and claims[0]["verdict"] == "refuted"
-    assert claims[0]["notebook"] == "99_test"
+    assert claims[0]["notebook"] == "99_test" and claims[0]["measured_text"] == "1.0"
 
 
 def test_bad_claims_are_rejected(run_dir):
     with pytest.raises(ValueError, match="verdict must be one of"):
-        record.claim("001.x", "s", "st", 1, 1, "true")
+        record.claim("001.x", "s", "st", 1, 1, "true", measured_text="1")
     with pytest.raises(ValueError, match="claim id"):
-        record.claim("same value", "s", "st", 1, 1, "reproduced")
+        record.claim("same value", "s", "st", 1, 1, "reproduced", measured_text="1")
+    with pytest.raises(ValueError, match="measured_text"):
+        record.claim("001.x", "s", "st", 1, 1, "reproduced", measured_text=" ")
 
 
 def test_verdict_rule():
@@ -83,8 +86,8 @@ def test_save_text(run_dir):
 
 
 def test_summary_prints_each_claim_and_returns_the_verdicts(run_dir, capsys):
-    record.claim("001.a", "s.txt", "short", 1, 1, "reproduced")
-    record.claim("001.longer-id", "s.txt", "x" * 30, 1, 2, "refuted")
+    record.claim("001.a", "s.txt", "short", 1, 1, "reproduced", measured_text="1")
+    record.claim("001.longer-id", "s.txt", "x" * 30, 1, 2, "refuted", measured_text="2")
     capsys.readouterr()
     assert record.summary(width=20) == {"001.a": "reproduced", "001.longer-id": "refuted"}
     lines = capsys.readouterr().out.splitlines()
@@ -93,8 +96,9 @@ def test_summary_prints_each_claim_and_returns_the_verdicts(run_dir, capsys):
 
 def test_untested_claim_keeps_its_reason_and_the_budget_verdict(run_dir, capsys):
     with pytest.raises(ValueError, match="needs its reason"):
-        record.claim("002.a", "s.txt", "trains to 0.987", 0.987, 0.94, "untested")
-    record.claim("002.a", "s.txt", "trains to 0.987", 0.987, 0.94, "partly",
+        record.claim("002.a", "s.txt", "trains to 0.987", 0.987, 0.94, "untested",
+                     measured_text="0.94")
+    record.claim("002.a", "s.txt", "trains to 0.987", 0.987, 0.94, "partly", measured_text="0.94",
                  untested_because="budget: 300 of 20,000 steps")
     (c,) = record.claims()
     assert (c["verdict"], c["reason"], c["verdict_at_this_budget"]) == (

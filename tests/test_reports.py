@@ -20,7 +20,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 record.metric("n", n)
 record.claim("999.n-positive", "999_test.txt", "n is positive", "> 0", n, record.verdict(n > 0),
-             section="Check")
+             measured_text=f"n = {n}", section="Check")
 fig, ax = plt.subplots()
 ax.plot(range(n))
 record.save_figure(fig, "line")
@@ -126,7 +126,7 @@ def test_every_profile_parameter_is_declared_by_its_notebook():
 def test_readme_ledger_groups_by_document_and_flags_refuted():
     claims = [
         {"id": "001.a", "source": "001_x.txt", "statement": "s", "expected": 1, "measured": 2,
-         "verdict": "refuted", "notebook": "02_n", "section": "Where they part"},
+         "measured_text": "two, rounded", "verdict": "refuted", "notebook": "02_n", "section": "Where they part"},
         {"id": "000.b", "source": "000_y.txt", "statement": "t", "expected": 1, "measured": 1,
          "verdict": "reproduced", "notebook": "01_n", "section": ""},
         {"id": "002.c", "source": "002_z.txt", "statement": "u", "expected": 1, "measured": 1,
@@ -138,7 +138,8 @@ def test_readme_ledger_groups_by_document_and_flags_refuted():
             "datasets": {}, "notebooks": []}
     text = reports.render_readme(prov, claims, [])
     assert text.index("000_y.txt") < text.index("001_x.txt")
-    assert "❌ **refuted**" in text and "html/02_n.html#Where-they-part" in text
+    assert "❌ **refuted**" in text and "(html/02_n.html#Where-they-part)" in text
+    assert "[`001.a`](notebooks/02_n.ipynb)" in text and "| two, rounded |" in text
     assert "1 reproduced, 0 partly true, 1 refuted, 1 untested" in text
     assert "⏸️ untested (budget: 300 of 20,000 steps) |" in text
 

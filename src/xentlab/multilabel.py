@@ -1,8 +1,8 @@
-"""The multi-label experiment of notebook 04: two-digit images, decision rules and set metrics.
+"""The multi-label experiment of notebook 07: two-digit images, decision rules and set metrics.
 
 Document 003 (``003_104f60bfdb9941db.txt``) says: classes that are independent and not exclusive
 (several may be present) -> sigmoid cross-entropy; exclusive classes -> softmax cross-entropy.
-Notebook 04 tests that on a real multi-label task built from MNIST:
+Notebook 07 tests that on a real multi-label task built from MNIST:
 
 - :func:`make_pairs`: an image ``[28, 56]`` is two MNIST digits side by side; its label is the
   multi-hot set of digits present (one positive when both digits are equal, else two).

@@ -12,7 +12,7 @@ from xentlab.train import History
 
 __all__ = ["COLORS", "MULTILABEL_TICKS", "STYLES", "accuracy_grid", "epsilon_weight",
            "gradient_vs_gap", "keras_clip", "keras_training", "logit_sigmoid_softmax", "loss_vs_gap",
-           "multilabel_results", "sigmoid_sweep", "sum_vs_mean", "ce_cost",
+           "multilabel_results", "sigmoid_sweep", "step_times", "sum_vs_mean", "ce_cost",
            "training_curves"]
 
 #: One colour and line style per loss formulation of documents 001/002.
@@ -24,10 +24,11 @@ def training_curves(histories: Mapping[str, History],
                     document: Mapping[str, list[tuple[int, float]]] | None = None) -> plt.Figure:
     """Three panels over training steps, one line per loss (keys of :data:`COLORS`):
     training-batch accuracy, gradient global norm (log axis; steps where it is exactly 0 are
-    drawn as markers at a floor below the smallest positive norm) and the fraction of softmax
-    outputs that are exactly 0. ``document``: printed training logs, label -> ``[(step,
+    drawn as small markers at a floor below the smallest positive norm) and the fraction of the
+    misclassified examples whose logit gradient is exactly 0 (what the manual loss does to the
+    examples it most needs). ``document``: printed training logs, label -> ``[(step,
     accuracy)]``, drawn as markers on the accuracy panel up to the last step trained."""
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
     last = max((max(h.step) for h in histories.values() if h.step), default=0)
     for (label, log), marker in zip((document or {}).items(), ("o", "x", "+"), strict=False):
         shown = [(s, a) for s, a in log if s <= last]
@@ -39,20 +40,21 @@ def training_curves(histories: Mapping[str, History],
         steps, norm = np.array(h.step), np.array(h.grad_norm)
         style = dict(label=name, color=COLORS.get(name), ls=STYLES.get(name, "-"))
         axes[0].plot(steps, h.train_accuracy, **style)
-        axes[1].plot(steps[norm > 0], norm[norm > 0], **style)
-        axes[2].plot(steps, h.zero_fraction, **style)
+        if np.any(norm > 0):
+            axes[1].plot(steps[norm > 0], norm[norm > 0], **style)
+        axes[2].plot(steps, h.zero_grad_wrong_fraction, **style)
         if np.any(norm == 0):
-            axes[1].plot(steps[norm == 0], np.full(np.sum(norm == 0), floor), "v",
-                         color=COLORS.get(name), ms=5, label=f"{name}: exactly 0 (drawn at the floor)")
-    axes[0].axhline(0.1, color="grey", ls=":", lw=1)
+            axes[1].plot(steps[norm == 0], np.full(np.sum(norm == 0), floor), "|",
+                         color=COLORS.get(name), ms=6, label=f"{name}: exactly 0 (at the floor)")
+    axes[0].axhline(0.1, color="grey", ls=":", lw=1, label="chance (0.1)")
     axes[0].set(title="training-batch accuracy (no dropout)", xlabel="step",
                 ylabel="accuracy (fraction)", ylim=(0, 1.02))
     axes[1].set(title="gradient global norm", xlabel="step", ylabel="‖∇θ L‖ (loss units)",
                 yscale="log")
-    axes[2].set(title="softmax outputs exactly 0", xlabel="step", ylabel="fraction of outputs",
-                ylim=(-0.02, 1.02))
+    axes[2].set(title="misclassified, yet exactly zero logit gradient", xlabel="step",
+                ylabel="fraction of misclassified examples", ylim=(-0.02, 1.02))
     for ax in axes:
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=7, loc="best")
         ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig
@@ -77,8 +79,11 @@ def sum_vs_mean(sweep: Mapping[tuple[str, int, str], History], lrs: Mapping[str,
                 if h is None:
                     continue
                 lr = lrs[opt] / (b if reduction == "sum/B" else 1)
-                ax.plot(np.array(h.step) * b, np.array(h.loss) / (1 if reduction == "mean" else b),
-                        style, marker=".", label=f"{reduction} (lr {lr:.3g})")
+                per_example = np.array(h.loss) / (1 if reduction == "mean" else b)
+                off = np.nanmax(per_example) > 3 if per_example.size else False
+                ax.plot(np.array(h.step) * b, per_example, style, marker=".",
+                        label=f"{reduction} (lr {lr:.3g})"
+                        + (f", up to {np.nanmax(per_example):.3g}: off the scale" if off else ""))
                 if h.diverged_at is not None:
                     ax.plot(h.diverged_at * b, 2.5, "x", color="black", ms=10,
                             label=f"{reduction}: diverged at step {h.diverged_at}")
@@ -131,14 +136,15 @@ def sigmoid_sweep(xs: np.ndarray, sweep: Mapping[tuple[str, float], Mapping[str,
             for k, xb in enumerate(edges.get((d, z), [])):
                 ax.axvline(xb, color=color, ls=":", lw=1,
                            label=f"manual stops being finite, label {z:.0f}" if k == 0 else None)
-        ax.set(xlabel="logit x", ylabel="binary cross-entropy (nats)",
-               title=f"{dt}: manual vs fused", yscale="symlog")
+        ax.set(xlabel="logit x (axis clipped to [-110, 50] of the sweep's [-200, 200])",
+               ylabel="binary cross-entropy (nats)", title=f"{dt}: manual vs fused", yscale="symlog",
+               xlim=(-110, 50))
         ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
 
 
-#: Tick labels of notebook 04's multi-label losses.
+#: Tick labels of notebook 07's multi-label losses.
 MULTILABEL_TICKS = {"sigmoid": "(a) sigmoid", "softmax_normalised": "(b) softmax,\nnormalised",
                     "softmax_multihot": "(c) softmax,\nmulti-hot",
                     "softmax_multihot_autodiff": "(d) softmax,\nmulti-hot, autodiff"}
@@ -146,7 +152,7 @@ MULTILABEL_TICKS = {"sigmoid": "(a) sigmoid", "softmax_normalised": "(b) softmax
 
 def multilabel_results(summary: Mapping[tuple[str, str], Mapping[str, float]],
                        histories: Mapping[tuple[str, int], History]) -> plt.Figure:
-    """Notebook 04's multi-label study: test exact-set accuracy and macro F1 per loss and rule
+    """Notebook 07's multi-label study: test exact-set accuracy and macro F1 per loss and rule
     (bars, from :func:`xentlab.multilabel.summarise`), and seed 0's training curves
     (``histories`` keyed ``(loss, seed)``)."""
     names = list(dict.fromkeys(k[0] for k in summary))
@@ -214,10 +220,11 @@ def loss_vs_gap(deltas: np.ndarray, exact: np.ndarray,
             ax.plot(deltas, np.where(np.isfinite(values), values, np.nan), style, label=name)
             if np.isinf(values).any():
                 ax.axvline(deltas[np.argmax(np.isinf(values))], color="red", lw=0.8)
-        ax.set(title=dtype, xlabel="logit gap Δ (nats)", xscale="symlog", yscale="log",
-               ylim=(0.1, float(deltas.max()) * 2), xlim=(0, float(deltas.max())))
+        ax.set(title=dtype, xlabel="logit gap Δ (nats)", xscale="log", yscale="log",
+               ylim=(0.1, float(deltas.max()) * 2), xlim=(1, float(deltas.max())))
     axes[0].set_ylabel("loss of one example (nats)")
-    axes[0].legend(fontsize=8, loc="upper left")
+    axes[0].legend(fontsize=8, loc="upper left", title="manual lies on exact until it fails",
+                   title_fontsize=7)
     return fig
 
 
@@ -265,31 +272,32 @@ def keras_clip(margins: np.ndarray, exact: np.ndarray, fused: np.ndarray, clippe
 
 def ce_cost(rows: list[Mapping[str, float | str]], methods: tuple[str, ...]) -> plt.Figure:
     """Notebook 06's cost of one cross-entropy call over the class count C (``rows`` as in
-    ``xentlab.bench``'s ``ce_cost``): median time inside ``tf.function`` (solid) and with XLA
-    (dashed), the measured floor and the dense bandwidth bound; and the extra peak memory of the
-    ``tf.function`` calls beside one ``[256, C]`` float32 array. TF's allocator statistics leave
-    out the smallest allocations (0 bytes), which are not drawn."""
+    ``xentlab.bench``'s ``ce_cost``): the median time as a multiple of the floor measured in the
+    same run (one ``exp`` pass), inside ``tf.function`` (solid) and with XLA (dashed), with the
+    floor (1×) and 1.3× marked; and the extra peak memory of the ``tf.function`` calls beside one
+    ``[256, C]`` float32 array. TF's allocator statistics leave out the smallest allocations
+    (0 bytes), which are not drawn."""
     fig, (ax_t, ax_m) = plt.subplots(1, 2, figsize=(13, 4.4))
+    markers = "osD^vP"
     for i, method in enumerate(methods):
-        for compiled, style in ((False, "o-"), (True, "s--")):
+        for compiled, style in ((False, f"{markers[i % 6]}-"), (True, f"{markers[i % 6]}--")):
             mine = sorted((r for r in rows if r["method"] == method and r["compiled"] == compiled),
                           key=lambda r: r["classes"])
-            ax_t.plot([r["classes"] for r in mine], [r["ms"] for r in mine], style, color=f"C{i}",
-                      ms=4, label=f"{method}{', XLA' if compiled else ''}")
+            ax_t.plot([r["classes"] for r in mine], [r["ratio_to_floor"] for r in mine], style,
+                      color=f"C{i}", ms=4, label=f"{method}{', XLA' if compiled else ''}")
             if not compiled:
                 tracked = [r for r in mine if r["peak_bytes"] > 0]
                 ax_m.plot([r["classes"] for r in tracked], [r["peak_bytes"] / 2**20 for r in tracked],
-                          style, color=f"C{i}", label=method)
-    ref = sorted((r for r in rows if r["method"] == methods[0] and not r["compiled"]),
-                 key=lambda r: r["classes"])
-    cs = [r["classes"] for r in ref]
-    ax_t.plot(cs, [r["floor_ms"] for r in ref], "k-", lw=3, alpha=0.3, label="floor: one exp pass")
-    ax_t.plot(cs, [r["bound_ms"] for r in ref], "k:", label="bandwidth bound (dense)")
+                          style, color=f"C{i}", ms=9 - 1.5 * i, label=method)
+    ax_t.axhline(1.0, color="black", lw=2, alpha=0.4, label="floor: one exp pass")
+    ax_t.axhline(1.3, color="black", ls=":", lw=1, label="1.3× the floor")
+    cs = sorted({r["classes"] for r in rows})
     ax_m.plot(cs, [256 * c * 4 / 2**20 for c in cs], "k--", label="one [256, C] float32 array")
-    ax_t.set(xscale="log", yscale="log", xlabel="classes C", ylabel="forward + backward (ms, median)",
-             title="Time per call, batch 256, float32")
+    ax_t.set(xscale="log", xlabel="classes C", ylabel="median time / floor time",
+             title="Forward + backward time as a multiple of the floor", ylim=(0, None))
     ax_m.set(xscale="log", yscale="log", xlabel="classes C", ylabel="extra peak memory (MiB)",
-             title="Memory allocated by the call (tf.function)")
+             title="Extra memory per call (tf.function): fused and sparse lowest\n"
+                   "(0 bytes, at small C, is not drawn)")
     ax_t.legend(fontsize=7, ncol=2, loc="upper left")
     ax_m.legend(fontsize=8, loc="upper left")
     fig.tight_layout()
@@ -298,22 +306,45 @@ def ce_cost(rows: list[Mapping[str, float | str]], methods: tuple[str, ...]) -> 
 
 def keras_training(histories: Mapping[str, History], ceiling: float) -> plt.Figure:
     """Notebook 05's training runs, one line per run: batch-mean loss (log axis, dotted line at
-    Keras' clip ``ceiling`` = −log ε), training-batch accuracy, and the fraction of misclassified
-    examples whose logit gradient is exactly zero. Identical runs draw with different dashes."""
+    Keras' clip ``ceiling`` = −log ε), training-batch accuracy, and the gradient global norm (log
+    axis; exact zeros as markers at 1e-3). Identical runs draw with different dashes."""
     fig, axes = plt.subplots(1, 3, figsize=(14, 3.6))
     for i, (name, h) in enumerate(histories.items()):
-        style = dict(label=name, color=f"C{i}", ls=(0, (4, 2 + i)) if i else "-", lw=2.5 - 0.4 * i)
+        style = dict(label=name, color=f"C{i}", ls=(0, (4, 2 + i)) if i else "-", lw=2.5 - 0.4 * i,
+                     marker=".", ms=4)
         axes[0].plot(h.step, h.loss, **style)
         axes[1].plot(h.step, h.train_accuracy, **style)
-        axes[2].plot(h.step, h.zero_grad_wrong_fraction, **style)
+        positive = np.array(h.grad_norm) > 0
+        axes[2].plot(np.array(h.step)[positive], np.array(h.grad_norm)[positive], **style)
+        if not positive.all():
+            axes[2].plot(np.array(h.step)[~positive], np.full((~positive).sum(), 1e-3), "|",
+                         color=f"C{i}", ms=8, label=f"{name}: exactly 0 (drawn at 1e-3)")
     axes[0].set(xlabel="training step", ylabel="CategoricalCrossentropy (nats, batch mean)",
-                title="Loss", yscale="log")
+                title="Loss (the clipped run's cannot exceed the ceiling)", yscale="log")
     axes[0].axhline(ceiling, color="gray", ls=":", lw=1, label=f"clip ceiling −log ε = {ceiling:.3f}")
     axes[0].legend(fontsize=7)
     axes[1].set(xlabel="training step", ylabel="training-batch accuracy (no dropout)",
                 title="Accuracy", ylim=(0, 1))
-    axes[2].set(xlabel="training step", ylabel="fraction of misclassified examples",
-                ylim=(-0.02, 1.02), title="Misclassified, yet exactly zero gradient")
+    axes[2].set(xlabel="training step", ylabel="‖∇θ L‖ (loss units)", yscale="log",
+                title="Gradient global norm")
     axes[1].legend(fontsize=8)
+    axes[2].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def step_times(spread: Mapping[str, Mapping[str, float]], labels: Mapping[str, str]) -> plt.Figure:
+    """Notebook 06's milliseconds per training step: one bar per loop at its median, with a line
+    from the fastest to the slowest repeat (``spread[key] = {"min", "median", "max"}``)."""
+    keys = list(labels)
+    med = [spread[k]["median"] for k in keys]
+    err = [[spread[k]["median"] - spread[k]["min"] for k in keys],
+           [spread[k]["max"] - spread[k]["median"] for k in keys]]
+    fig, ax = plt.subplots(figsize=(7, 3))
+    ax.barh([labels[k] for k in keys], med, xerr=err, color=[f"C{i}" for i in range(len(keys))],
+            capsize=4)
+    ax.set(xlabel="milliseconds per training step (batch 128): median, min–max over repeats",
+           title="Document 002's CNN, Adam, fused loss: the loops run alike")
+    ax.invert_yaxis()
     fig.tight_layout()
     return fig

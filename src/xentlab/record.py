@@ -97,6 +97,7 @@ def claim(
     measured: Any,
     verdict: str,
     *,
+    measured_text: str,
     section: str = "",
     untested_because: str | None = None,
 ) -> None:
@@ -106,6 +107,8 @@ def claim(
     (e.g. ``001_6f068e826eb9ea52.txt``), ``expected`` what the document says, ``measured`` what
     the notebook measured, ``verdict`` one of :data:`VERDICTS` (compute it, e.g. with
     :func:`verdict`), ``section`` the notebook heading it is shown under (for links).
+    ``measured_text``: one sentence with rounded numbers saying what was measured, for the
+    report's ledger (``measured`` keeps the full values).
     ``untested_because``: why this run cannot test the claim (e.g. ``"budget: 300 of 20,000
     steps"``); the recorded verdict is then ``untested`` with that ``reason``, and ``verdict`` is
     kept as ``verdict_at_this_budget`` (what the smaller run showed, for information only).
@@ -116,6 +119,8 @@ def claim(
         raise ValueError(f"claim id must look like '001.some-slug', got {id!r}")
     if verdict not in VERDICTS:
         raise ValueError(f"verdict must be one of {VERDICTS}, got {verdict!r}")
+    if not measured_text.strip():
+        raise ValueError("a claim needs measured_text: one sentence saying what was measured")
     if verdict == "untested" and not untested_because:
         raise ValueError("an 'untested' verdict needs its reason: pass untested_because='…'")
     notebook = _current()
@@ -125,6 +130,7 @@ def claim(
         "statement": statement,
         "expected": jsonable(expected),
         "measured": jsonable(measured),
+        "measured_text": measured_text,
         "verdict": verdict,
         "notebook": notebook,
         "section": section,

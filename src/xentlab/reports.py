@@ -244,8 +244,9 @@ def render_readme(prov: dict[str, Any], claims: list[dict[str, Any]], figures: l
         "",
         f"{len(claims)} claims: {counts['reproduced']} reproduced, {counts['partly']} partly "
         f"true, {counts['refuted']} refuted, {counts['untested']} untested by this profile's "
-        "budget. Verdicts are computed in the notebooks from what they measured; each row links "
-        "to the notebook section that shows it.",
+        "budget. Verdicts are computed in the notebooks from what they measured; each row links to "
+        "the executed notebook and to its HTML copy at the section that shows the claim "
+        "(`claims.json` holds the full measured values).",
     ]
     for source in sorted({c["source"] for c in claims}):
         lines += [
@@ -256,12 +257,12 @@ def render_readme(prov: dict[str, Any], claims: list[dict[str, Any]], figures: l
             "|---|---|---|---|---|",
         ]
         for c in (c for c in claims if c["source"] == source):
-            link = f"html/{c['notebook']}.html"
-            if c.get("section"):
-                link += "#" + _anchor(c["section"])
+            anchor = "#" + _anchor(c["section"]) if c.get("section") else ""
+            link = f"notebooks/{c['notebook']}.ipynb"
             lines.append(
-                f"| [`{c['id']}`]({link}) | {_cell(c['statement'], 110)} | "
-                f"{_cell(c['expected'])} | {_cell(c['measured'])} | {marks[c['verdict']]}"
+                f"| [`{c['id']}`]({link}) ([html](html/{c['notebook']}.html{anchor})) | "
+                f"{_cell(c['statement'], 110)} | {_cell(c['expected'])} | "
+                f"{_cell(c.get('measured_text') or c['measured'], 240)} | {marks[c['verdict']]}"
                 + (f" ({_cell(c['reason'])})" if c.get("reason") else "") + " |"
             )
     lines += [
