@@ -94,7 +94,8 @@ def test_makefile_pins_onednn():
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_a_document_notebook_opens_with_its_excerpt(path):
     """A notebook that reproduces a document shows, in its second cell, the excerpt that
-    ``xentlab.documents`` holds for it (so the two cannot drift apart)."""
+    ``xentlab.documents`` holds for it (``EXCERPT = "003.multilabel"`` names another passage of
+    the same document), so the two cannot drift apart."""
     import re
 
     from xentlab import documents
@@ -104,7 +105,8 @@ def test_a_document_notebook_opens_with_its_excerpt(path):
     source = re.search(r'^SOURCE = "(\d{3})_', code, re.M)
     if source is None:
         pytest.skip(f"{path.name} reproduces no document")
-    assert documents.excerpt_markdown(source.group(1)) in "".join(cells[1]["source"])
+    key = re.search(r'^EXCERPT = "([0-9a-z.]+)"', code, re.M)  # another passage of the document
+    assert documents.excerpt_markdown(key.group(1) if key else source.group(1)) in "".join(cells[1]["source"])
 
 
 def _relative_links(text):
@@ -127,3 +129,64 @@ def test_relative_links_resolve():
                        if c["cell_type"] == "markdown")
         broken += [f"{path.name}: {t}" for t in _relative_links(text) if not (path.parent / t).exists()]
     assert not broken, broken
+
+
+def _claim_sections(cells: list[dict]) -> set[str]:
+    """String constants a notebook passes as ``section=`` or assigns to ``section``."""
+    import ast
+
+    found = set()
+    for c in cells:
+        if c["cell_type"] != "code":
+            continue
+        src = "\n".join(l for l in "".join(c["source"]).splitlines() if not l.lstrip().startswith(("%", "!")))
+        for node in ast.walk(ast.parse(src)):
+            value = None
+            if isinstance(node, ast.keyword) and node.arg == "section":
+                value = node.value
+            elif isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "section" for t in node.targets):
+                value = node.value
+            if isinstance(value, ast.Constant) and isinstance(value.value, str):
+                found.add(value.value)
+    return found
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_claim_sections_are_numbered_headings(path):
+    """A claim's ``section`` is the report's link anchor: it must be a heading of its notebook, and
+    sections are numbered in one style ('## 1. Title'; Setup and Summary unnumbered)."""
+    import re
+
+    cells = json.loads(path.read_text())["cells"]
+    headings = {l.lstrip("#").strip().replace("`", "") for c in cells if c["cell_type"] == "markdown"
+                for l in "".join(c["source"]).splitlines() if l.startswith("##")}
+    missing = {s.replace("`", "") for s in _claim_sections(cells)} - headings
+    assert not missing, f"{path.name}: claim sections that are no heading: {sorted(missing)}"
+    top = [l[3:] for c in cells if c["cell_type"] == "markdown"
+           for l in "".join(c["source"]).splitlines() if l.startswith("## ")]
+    unnumbered = [t for t in top if not re.match(r"\d+\. ", t) and t not in {"Setup", "Summary", "Claims"}]
+    assert not unnumbered, f"{path.name}: sections without a number: {unnumbered}"
+
+
+GUIDE_BEGIN, GUIDE_END = "<!-- decision-guide:begin -->", "<!-- decision-guide:end -->"
+
+
+def test_readme_embeds_the_generated_decision_guide():
+    """README's "Which cross-entropy should I use?" is the guide notebook 08 generated for the
+    committed ``ci`` report, verbatim (regenerate the report, then paste it between the markers)."""
+    from xentlab.config import PROJECT_ROOT
+
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    guide = (PROJECT_ROOT / "reports" / "ci" / "decision_guide.md").read_text()
+    assert GUIDE_BEGIN in readme and GUIDE_END in readme, "README lacks the decision-guide markers"
+    embedded = readme.split(GUIDE_BEGIN, 1)[1].split(GUIDE_END, 1)[0]
+    assert embedded.strip() == guide.strip(), "README's decision guide differs from reports/ci/decision_guide.md"
+    assert guide.startswith("## Which cross-entropy should I use?")
+
+
+def test_readme_links_every_notebook():
+    from xentlab.config import PROJECT_ROOT
+
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    missing = [p.name for p in NOTEBOOKS if f"](notebooks/{p.name})" not in readme]
+    assert not missing, f"README's notebook table does not link {missing}"

@@ -78,15 +78,20 @@ def test_value_unknown_key_names_near_keys() -> None:
         documents.value("000.maen")
 
 
-@pytest.mark.parametrize("doc", sorted(DOCUMENTS))
+@pytest.mark.parametrize("doc", sorted(EXCERPTS))
 def test_excerpt_markdown(doc: str) -> None:
     assert 0 < len(EXCERPTS[doc].split("\n")) <= 15
     text = documents.excerpt_markdown(doc)
     lines = text.split("\n")
-    assert lines[0].startswith(f"> Document {doc} (`{DOCUMENTS[doc]}`, lines ")
+    assert lines[0].startswith(f"> Document {doc[:3]} (`{DOCUMENTS[doc[:3]]}`, lines ")
     assert lines[0].endswith("):")
     assert all(line == ">" or line.startswith("> ") for line in lines)
     assert "> ```text" in lines and lines[-1] == "> ```"
+
+
+def test_every_excerpt_key_names_a_document() -> None:
+    assert set(DOCUMENTS) == {key[:3] for key in EXCERPTS}
+    assert all(key == key[:3] or key[3] == "." for key in EXCERPTS)
 
 
 def test_excerpt_unknown_doc() -> None:
@@ -111,9 +116,9 @@ def test_training_logs_line_by_line(key: str) -> None:
     assert [f"step {s}, training accuracy :{a!r}" for s, a in printed.value] == lines
 
 
-@pytest.mark.parametrize("doc", sorted(DOCUMENTS))
+@pytest.mark.parametrize("doc", sorted(EXCERPTS))
 def test_excerpt_occurs_verbatim_in_seed(doc: str) -> None:
-    lines = seed_lines(DOCUMENTS[doc])
+    lines = seed_lines(DOCUMENTS[doc[:3]])
     parts = documents.EXCERPT_PARTS[doc]
     for (first, last), (_, part) in zip(documents.excerpt_lines(doc), parts, strict=True):
         assert list(part) == lines[first - 1 : last], (doc, first)

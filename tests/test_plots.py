@@ -48,16 +48,27 @@ def test_sigmoid_sweep_draws_gaps_and_edges():
 
     xs = np.array([-1.0, 0.0, 1.0])
     r = {"fused": np.ones(3), "manual": np.array([np.nan, 1.0, 1.0])}
-    fig = plots.sigmoid_sweep(xs, {("float32", 0.0): r, ("float64", 0.0): r}, {("float32", 0.0): [-1.0]})
-    assert len(fig.axes) == 2
-    assert np.isnan(fig.axes[0].lines[1].get_ydata()[0]) and len(fig.axes[0].lines) == 3
-    assert len(fig.axes[1].lines) == 2
+    ok = {"fused": np.ones(3), "manual": np.ones(3)}
+    fig = plots.sigmoid_sweep(xs, {("float32", 0.0): r, ("float32", 1.0): r, ("float64", 0.0): ok})
+    ax32, ax64 = fig.axes[:2]
+    assert np.isnan(ax32.lines[1].get_ydata()[0]) and len(ax32.lines) == 4 + 1  # one shared edge
+    assert ax32.get_title() == "float32: fused finite everywhere; manual inf/NaN at x ≤ -1.0"
+    assert "label 0: NaN" in ax32.texts[0].get_text() and "label 1: NaN" in ax32.texts[0].get_text()
+    assert len(ax64.lines) == 2 and ax64.get_title().endswith("manual finite too")
+    assert all(not t.get_text().startswith("_") for t in fig.legends[0].get_texts())
 
 
 def test_multilabel_results_bars_per_rule_and_curves():
-    summary = {(n, r): {"exact": 0.5, "macro_f1": 0.7} for n in ("sigmoid", "x") for r in ("a", "b")}
-    fig = plots.multilabel_results(summary, {("sigmoid", 0): _h(), ("x", 0): _h()})
-    assert len(fig.axes[0].patches) == 4 and len(fig.axes[2].lines) == 2
+    summary = {(n, r): {"exact": 0.5 if n == "sigmoid" else 0.1, "exact_min": 0.05, "exact_max": 0.6,
+                        "macro_f1": 0.7} for n in ("sigmoid", "x") for r in ("a", "b")}
+    fig = plots.multilabel_results(summary, {("sigmoid", 0): _h(), ("x", 0): _h(train_accuracy=[0.1, 0.8, 0.3])})
+    exact, f1, curves = fig.axes
+    assert len(exact.patches) == 4 and len(curves.lines) == 2
+    assert exact.patches[0].get_facecolor() == exact.patches[2].get_facecolor()  # colour = loss
+    assert exact.patches[0].get_hatch() != exact.patches[2].get_hatch()  # hatching = rule
+    assert exact.get_title() == "exact-set accuracy (best rule per loss):\nx 0.10, others 0.50–0.50"
+    assert curves.get_title() == "training, seed 0: x peaks at 0.80, ends at 0.30"
+    assert [type(c).__name__ for c in exact.containers] == ["ErrorbarContainer", "BarContainer"] * 2
 
 
 def test_accuracy_grid_labels_every_cell():
@@ -88,6 +99,8 @@ def test_loss_vs_gap_marks_the_first_inf_and_skips_missing_kernels():
     assert [line.get_label() for line in ax32.lines][:2] == ["exact (float64)", "manual"]
     assert any(list(line.get_xdata()) == [2.0, 2.0] for line in ax32.lines)  # the red line
     assert len(ax64.lines) == 3
+    assert ax32.get_title() == "float32: first inf on the grid at Δ = 2" and ax64.get_title() == "float64: no inf up to Δ = 2"
+    assert "first inf on the grid" in [t.get_text() for t in fig.legends[0].get_texts()]
 
 
 def test_gradient_vs_gap_draws_nan_apart_from_zero():
@@ -117,7 +130,20 @@ def test_ce_cost_draws_both_modes_the_floor_and_leaves_out_untracked_memory():
     assert len(ax_t.lines) == 4 + 2  # two methods x two modes, the floor and 1.3x
     assert "floor: one exp pass" in [line.get_label() for line in ax_t.lines]
     assert list(ax_t.lines[0].get_ydata()) == [2.5, 2.5]
-    assert list(ax_m.lines[0].get_xdata()) == [1000] and len(ax_m.lines) == 3
+    assert list(ax_m.lines[0].get_xdata()) == [1000]
+    assert [line.get_label() for line in ax_m.lines] == ["fused = manual", "one [256, C] float32 array"]
+    assert "fused and manual (1 MiB)" in ax_m.get_title()  # identical series share a line
+
+
+def test_ce_cost_titles_state_the_largest_c():
+    rows = [{"method": m, "classes": c, "compiled": comp, "ms": 1.0, "floor_ms": 0.4, "bound_ms": 0.5,
+             "ratio_to_floor": r + (0.5 if comp else 0), "peak_bytes": p * 2**20}
+            for m, r, p in (("fused", 1.2, 2), ("manual", 2.0, 5)) for c in (10, 1000)
+            for comp in (False, True)]
+    ax_t, ax_m = plots.ce_cost(rows, ("fused", "manual")).axes
+    assert "at C = 1,000: fastest fused (1.20×)" in ax_t.get_title()
+    assert "least fused (2 MiB)" in ax_m.get_title()
+    assert [line.get_label() for line in ax_m.lines][:2] == ["fused", "manual"]
 
 
 def test_keras_training_one_line_per_run_and_the_ceiling():
@@ -143,6 +169,10 @@ def test_step_times_bars_with_the_spread():
     ax = fig.axes[0]
     assert [p.get_width() for p in ax.patches] == [2.0, 2.5]
     assert [t.get_text() for t in ax.get_yticklabels()] == ["loop a", "loop b"]
+    assert ax.get_title().endswith("fastest median loop a, 1.25× faster than loop b")
+    tie = plots.step_times({"a": {"min": 1.0, "median": 2.0, "max": 3.0}, "b": {"min": 1.0, "median": 2.04, "max": 3.0}},
+                           {"a": "loop a", "b": "loop b"})
+    assert tie.axes[0].get_title().endswith("medians within 2% of each other, a tie")
 
 
 def test_sum_vs_mean_notes_a_curve_off_the_scale():
@@ -150,3 +180,24 @@ def test_sum_vs_mean_notes_a_curve_off_the_scale():
     fig = plots.sum_vs_mean(sweep, {"sgd": 0.1}, {"sgd": "SGD"})
     labels = [line.get_label() for line in fig.axes[0].lines]
     assert labels[1] == "sum (lr 0.1), up to 5: off the scale"
+
+
+def test_sum_vs_mean_title_counts_sum_against_mean():
+    sweep = {("sgd", 16, "mean"): _h(), ("sgd", 16, "sum"): _h(diverged_at=2),
+             ("adam", 16, "mean"): _h(), ("adam", 16, "sum"): _h(loss=[2.3, 1.0, 0.5 * 16 + 0.01])}
+    fig = plots.sum_vs_mean(sweep, {"sgd": 0.1, "adam": 0.001}, {"sgd": "SGD", "adam": "Adam"})
+    assert fig._suptitle.get_text().endswith("SGD: worse at 1; Adam: same at 1")
+    assert fig._suptitle.get_text().startswith("Last logged training loss per example, sum against mean")
+
+
+def test_mixed_precision_markers_and_titles():
+    rows = [{"policy": p, "output": o, "method": m, "grid": True,
+             "test_accuracy": 0.5 if (p, m) == ("f16", "manual") else 0.9}
+            for p, o in (("f32", "f32"), ("f16", "16-bit")) for m in ("manual", "fused")]
+    rows.append({"policy": "f16", "output": "f32", "method": "fused", "grid": False, "test_accuracy": 0.1})
+    fig = plots.mixed_precision(rows, {"f16": {"lost": 0.01, "lost_scaled": 0.0}})
+    ax_a, ax_g = fig.axes
+    assert [line.get_label() for line in ax_a.lines] == ["manual", "fused"]  # the extra run is left out
+    assert ax_a.get_title() == "lowest: manual, f16, output 16-bit (0.500; best 0.900)"
+    assert ax_g.get_title() == "most lost: f16 (1%)" and len(ax_g.patches) == 2
+    assert [t.get_text() for t in ax_g.texts] == ["1.000%", "0.000%"]

@@ -38,6 +38,17 @@ def test_bad_claims_are_rejected(run_dir):
         record.claim("same value", "s", "st", 1, 1, "reproduced", measured_text="1")
     with pytest.raises(ValueError, match="measured_text"):
         record.claim("001.x", "s", "st", 1, 1, "reproduced", measured_text=" ")
+    with pytest.raises(ValueError, match="citation"):
+        record.claim("guide.x", "A guide", "st", 1, 1, "reproduced", measured_text="1")
+    with pytest.raises(ValueError, match="citation"):
+        record.claim("001.x", "s", "st", 1, 1, "reproduced", measured_text="1", citation="https://a")
+
+
+def test_guide_claim_keeps_its_citation(run_dir):
+    record.claim("guide.float32-softmax", "Mixed precision guide", "st", 1, 1, "reproduced",
+                 measured_text="1", citation="https://example.org/guide")
+    (entry,) = record.claims()
+    assert entry["citation"] == "https://example.org/guide" and entry["source"] == "Mixed precision guide"
 
 
 def test_verdict_rule():

@@ -144,6 +144,22 @@ def test_readme_ledger_groups_by_document_and_flags_refuted():
     assert "⏸️ untested (budget: 300 of 20,000 steps) |" in text
 
 
+def test_readme_ledger_puts_cited_sources_after_the_documents():
+    claims = [
+        {"id": "guide.a", "source": "Mixed precision", "citation": "https://example.org/mp",
+         "statement": "s", "expected": 1, "measured": 1, "measured_text": "m", "verdict": "reproduced",
+         "notebook": "09_n", "section": "1. `tf` first"},
+        {"id": "004.b", "source": "004_y.txt", "statement": "t", "expected": 1, "measured": 1,
+         "measured_text": "m", "verdict": "reproduced", "notebook": "05_n", "section": ""},
+    ]
+    prov = {"profile": "ci", "created_utc": "now", "git_commit": "abc", "python": "3.11",
+            "tensorflow": "2", "keras": "3", "numpy": "2", "machine": "m", "processor": "p",
+            "datasets": {}, "notebooks": []}
+    text = reports.render_readme(prov, claims, [])
+    assert text.index("### Document `004_y.txt`") < text.index("### [Mixed precision](https://example.org/mp)")
+    assert "(html/09_n.html#1.-tf-first)" in text
+
+
 def test_differences_name_the_keys_and_skip_timing():
     a = {"acc": 0.5, "seconds": 1.0, "curve": [1, 2], "timing": {"ms": 3}}
     b = {"acc": 0.6, "seconds": 2.0, "curve": [1, 3], "timing": {"ms": 4}, "extra": 1}

@@ -227,3 +227,26 @@ def test_saturation_of_the_documents_init_and_of_a_small_one():
     assert set(saturated) == {"one_hot_rows", "largest_below_1", "zero_outputs", "grad_norm"}
     assert saturated["zero_outputs"] > 0.5 and small["zero_outputs"] == 0.0 and small["one_hot_rows"] == 0.0
     assert 0 < small["largest_below_1"] < 1 and small["grad_norm"] > 0
+
+
+def test_loss_scale_optimizer_scales_the_loss_and_skips_overflow():
+    """With a LossScaleOptimizer the loop differentiates the scaled loss (its ``apply`` divides
+    the scale out); the logged gradient norm is the unscaled one, and an overflowing scale is
+    skipped by the optimizer (it halves the scale), not counted as divergence."""
+    import keras
+
+    from xentlab import precision
+
+    def run(opt):
+        model = precision.mlp("float32", hidden=16)
+        return model, train.train(model, DATA, loss="fused", steps=4, batch_size=8, optimizer=opt,
+                                  eval_every=2, eval_size=8, progress=False)
+
+    _, plain = run(keras.optimizers.SGD(0.1))
+    _, scaled = run(keras.optimizers.LossScaleOptimizer(keras.optimizers.SGD(0.1), initial_scale=2.0**10))
+    np.testing.assert_allclose(scaled.grad_norm, plain.grad_norm, rtol=1e-4)
+    opt = keras.optimizers.LossScaleOptimizer(keras.optimizers.SGD(0.1), initial_scale=2.0**24)
+    model = precision.mlp("mixed_float16", hidden=16)  # float16 gradients overflow at 65,504
+    h = train.train(model, DATA, loss="fused", steps=4, batch_size=8, optimizer=opt, eval_every=2,
+                    eval_size=8, progress=False)
+    assert h.diverged_at is None and float(opt.dynamic_scale.numpy()) < 2.0**24

@@ -323,7 +323,9 @@ PRINTED: dict[str, Printed] = {
 #: The separator line written between two non-adjacent parts of an excerpt.
 EXCERPT_SEPARATOR = "…"
 
-#: Document id -> parts of its excerpt: (first line in the seed file, the lines verbatim).
+#: Excerpt key -> parts of the excerpt: (first line in the seed file, the lines verbatim). A key is
+#: a document id, or a document id and a topic (``"003.multilabel"``) where two notebooks quote
+#: different passages of one document.
 EXCERPT_PARTS: dict[str, tuple[tuple[int, tuple[str, ...]], ...]] = {
     "000": (
         (65, (
@@ -424,6 +426,35 @@ EXCERPT_PARTS: dict[str, tuple[tuple[int, tuple[str, ...]], ...]] = {
             "可能会导致数字错误。组合函数可以解决所有这些数字问题。",
         )),
     ),
+    "003.multilabel": (
+        (32, (
+            "1). 独立不互斥:计算网络输出logits和标签labels的sigmoid cross entropy loss,"
+            "衡量独立不互斥离散分类任务的误差,说独立不互斥离散分类任务是因为,在这些任务中类与类之间是独立但是不互斥的,"
+            "拿多分类任务中的多目标检测来举例子,一张图中可以有各种instance,比如有一只狗和一只猫。",
+            "",
+            "2). label的形式:对于一个总共有五类的多目标检测任务,假如网络的输出层有5个节点,"
+            "label的形式是[1,1,0,0,1]这种,1表示该图片有某种instance,0表示没有。那么,"
+            "每个instance在这张图中有没有这显然是独立事件,但是多个instance可以存在一张图中,"
+            "这就说明事件们并不是互斥的。所以我们可以直接将网络的输出用作该方法的logits输入,"
+            "从而进行输出与label的cross entropy loss。更加直白的来说,"
+            "这种网络的输入不需要进行one hot处理,网络输出即是函数logits参数的输入。",
+        )),
+        (48, (
+            "1).独立互斥:计算网络输出logits和标签labels的softmax cross entropy loss,"
+            "衡量独立互斥离散分类任务的误差,说独立互斥离散分类任务是因为,在这些任务中类与类之间是独立而且互斥的,"
+            "比如VOC classification、Imagenet、CIFAR-10甚至MNIST,"
+            "这些都是多分类任务,但是一张图就对应着一个类,class在图片中是否存在是独立的,"
+            "并且一张图中只能有一个class,所以是独立且互斥事件。",
+            "",
+            "2).label形式:该函数要求每一个label都是一个有效的概率分布,"
+            "对于Imagenet中的ILSVRC2012这种任务,那么label应该就对应一个one hot编码,"
+            "ILSVRC2012提供的数据集中一共有1000个类,那么label就应该是一个1x1000的vector,"
+            "形式为[0,0,...,1,0,....0],1000个元素中有且只有一个元素是1,其余都是0。"
+            "这样要求的原因很简单,因为网络的输出要进行softmax,得到的就是一个有效的概率分布,"
+            "这里不同与sigmoid,因为sigmoid并没有保证网络所有的输出经过sigmoid后和为1,"
+            "不是一个有效的概率分布。",
+        )),
+    ),
 }
 
 #: Document id -> its excerpt as one string, parts joined by a :data:`EXCERPT_SEPARATOR` line.
@@ -446,7 +477,8 @@ def value(key: str) -> Any:
 
 
 def excerpt_lines(doc: str) -> tuple[tuple[int, int], ...]:
-    """The 1-based ``(first, last)`` seed-file line ranges of document ``doc``'s excerpt."""
+    """The 1-based ``(first, last)`` seed-file line ranges of excerpt ``doc`` (a key of
+    :data:`EXCERPT_PARTS`: ``"003"`` or ``"003.multilabel"``)."""
     if doc not in EXCERPT_PARTS:
         raise ValueError(f"unknown document {doc!r}; expected one of {sorted(EXCERPT_PARTS)}")
     return tuple((first, first + len(lines) - 1) for first, lines in EXCERPT_PARTS[doc])
@@ -459,7 +491,7 @@ def excerpt_markdown(doc: str) -> str:
     > Document 002 (`002_ca8a58ff690c3f70.txt`, lines 2–10, 294–295, 496):
     """
     ranges = ", ".join(f"{a}–{b}" if b > a else f"{a}" for a, b in excerpt_lines(doc))
-    body = [f"Document {doc} (`{DOCUMENTS[doc]}`, lines {ranges}):", "", "```text",
+    body = [f"Document {doc[:3]} (`{DOCUMENTS[doc[:3]]}`, lines {ranges}):", "", "```text",
             *EXCERPTS[doc].split("\n"), "```"]
     return "\n".join(f"> {line}" if line else ">" for line in body)
 

@@ -330,8 +330,8 @@ _SCORES = ("threshold", "exact", "macro_f1", "exact_one", "exact_two")
 
 def summarise(rows: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, float]]:
     """Mean over seeds of each score of :func:`evaluate_rules`' rows, per ``(loss, rule)``, plus
-    the range (max − min over seeds) of ``exact`` and ``macro_f1`` as ``exact_range`` and
-    ``macro_f1_range``. Keys follow :data:`LOSSES` × :data:`RULES` order (pairs without rows are
+    the smallest and largest value over seeds of ``exact`` and ``macro_f1`` (``exact_min``,
+    ``exact_max``, ...) and their range (max − min) as ``exact_range`` and ``macro_f1_range``. Keys follow :data:`LOSSES` × :data:`RULES` order (pairs without rows are
     left out)."""
     out: dict[tuple[str, str], dict[str, float]] = {}
     for name in LOSSES:
@@ -341,7 +341,9 @@ def summarise(rows: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, flo
                 continue
             entry = {k: float(np.mean([r[k] for r in group])) for k in _SCORES}
             for k in ("exact", "macro_f1"):
-                entry[f"{k}_range"] = float(np.ptp([r[k] for r in group]))
+                values = [r[k] for r in group]
+                entry.update({f"{k}_min": float(np.min(values)), f"{k}_max": float(np.max(values)),
+                              f"{k}_range": float(np.ptp(values))})
             out[(name, rule)] = entry
     return out
 

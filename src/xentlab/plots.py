@@ -8,6 +8,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import tensorflow as tf
 
+from xentlab.sweeps import nonfinite_edges
 from xentlab.train import History
 
 __all__ = ["COLORS", "MULTILABEL_TICKS", "STYLES", "accuracy_grid", "epsilon_weight",
@@ -91,8 +92,29 @@ def sum_vs_mean(sweep: Mapping[tuple[str, int, str], History], lrs: Mapping[str,
                    ylabel="training loss per example (nats)" if c == 0 else None, ylim=(0, 3))
             ax.legend(fontsize=8)
             ax.grid(alpha=0.3)
+    fig.suptitle(_sum_against_mean(sweep, names, batch_sizes))
     fig.tight_layout()
     return fig
+
+
+def _sum_against_mean(sweep: Mapping[tuple[str, int, str], History], names: Mapping[str, str],
+                      batch_sizes: list[int], tol: float = 0.05) -> str:
+    """One line per optimizer: at how many batch sizes the sum's last loss per example ends
+    above ("worse"), within ``tol`` nats of ("same") or below ("better") the mean's; a run that
+    diverged or ended non-finite counts as worse."""
+    parts = []
+    for opt in dict.fromkeys(k[0] for k in sweep):
+        counts = {"worse": 0, "same": 0, "better": 0}
+        for b in batch_sizes:
+            mean, total = sweep.get((opt, b, "mean")), sweep.get((opt, b, "sum"))
+            if mean is None or total is None or not mean.loss or not total.loss:
+                continue
+            diff = total.loss[-1] / b - mean.loss[-1]
+            worse = total.diverged_at is not None or not np.isfinite(diff) or diff > tol
+            counts["worse" if worse else "better" if diff < -tol else "same"] += 1
+        parts.append(f"{names[opt]}: " + ", ".join(f"{k} at {v}" for k, v in counts.items() if v))
+    return (f"Last logged training loss per example, sum against mean, over {len(batch_sizes)} batch "
+            f"sizes (same: within {tol} nats)\n" + "; ".join(parts))
 
 
 def logit_sigmoid_softmax() -> plt.Figure:
@@ -103,44 +125,60 @@ def logit_sigmoid_softmax() -> plt.Figure:
     axes[0].plot(pp, np.log(pp / (1 - pp)))
     axes[0].axhline(0, color="gray", lw=0.5)
     axes[0].axvline(0.5, color="gray", lw=0.5)
-    axes[0].set(xlabel="probability p", ylabel="logit(p) = log(p/(1-p))", title="logit")
+    axes[0].set(xlabel="probability p", ylabel="logit(p) = log(p/(1-p))",
+                title="logit maps (0, 1) onto all real numbers")
     xx = np.linspace(-8, 8, 400)
     axes[1].plot(xx, tf.sigmoid(xx).numpy())
-    axes[1].set(xlabel="logit x", ylabel="sigmoid(x)", title="sigmoid (inverse of logit)")
+    axes[1].set(xlabel="logit x", ylabel="sigmoid(x)", title="sigmoid, logit's inverse, maps back")
     sm = tf.nn.softmax(np.stack([xx, np.zeros_like(xx), np.ones_like(xx)], axis=1)).numpy()
     for i, lab in enumerate(["z = [x, 0, 1]: class 0", "class 1", "class 2"]):
         axes[2].plot(xx, sm[:, i], label=lab)
     axes[2].plot(xx, sm.sum(1), "k:", label="sum")
-    axes[2].set(xlabel="logit x of class 0", ylabel="softmax probability", title="softmax")
+    axes[2].set(xlabel="logit x of class 0", ylabel="softmax probability",
+                title=f"softmax: the row sums to 1 (largest error {np.abs(sm.sum(1) - 1).max():.0e})")
     axes[2].legend(fontsize=8)
     fig.tight_layout()
     return fig
 
 
 def sigmoid_sweep(xs: np.ndarray, sweep: Mapping[tuple[str, float], Mapping[str, np.ndarray]],
-                  edges: Mapping[tuple[str, float], list[float]]) -> plt.Figure:
+                  xlim: tuple[float, float] = (-110.0, 50.0)) -> plt.Figure:
     """Notebook 04's manual vs fused binary cross-entropy over the logits ``xs``, one panel per
-    dtype: ``sweep[(dtype, label)]`` from :func:`xentlab.sweeps.sigmoid_sweep`, dotted vertical
-    lines at ``edges[(dtype, label)]`` (where the manual form stops being finite); the manual
-    form's inf/NaN values leave gaps."""
+    dtype: ``sweep[(dtype, label)]`` from :func:`xentlab.sweeps.sigmoid_sweep`. The manual form's
+    inf/NaN values leave gaps; a dotted line marks each x where it stops being finite
+    (:func:`xentlab.sweeps.nonfinite_edges`), annotated with what each label's loss becomes
+    there, and the title states the finding. ``xlim`` clips the axis (not the sweep)."""
     dtypes = list(dict.fromkeys(k[0] for k in sweep))
-    fig, axes = plt.subplots(1, len(dtypes), figsize=(6 * len(dtypes), 3.6), sharey=True)
+    fig, axes = plt.subplots(1, len(dtypes), figsize=(6.5 * len(dtypes), 4.2), sharey=True)
     for ax, dt in zip(np.atleast_1d(axes), dtypes, strict=True):
+        edges: dict[float, list[str]] = {}
+        fused_finite = True
         for (d, z), r in sweep.items():
             if d != dt:
                 continue
             color = f"C{int(z)}"
+            fused_finite &= bool(np.all(np.isfinite(r["fused"])))
             ax.plot(xs, r["fused"], color=color, lw=3, alpha=0.35, label=f"fused, label {z:.0f}")
             ax.plot(xs, np.where(np.isfinite(r["manual"]), r["manual"], np.nan), color=color,
                     ls="--", label=f"manual, label {z:.0f}")
-            for k, xb in enumerate(edges.get((d, z), [])):
-                ax.axvline(xb, color=color, ls=":", lw=1,
-                           label=f"manual stops being finite, label {z:.0f}" if k == 0 else None)
-        ax.set(xlabel="logit x (axis clipped to [-110, 50] of the sweep's [-200, 200])",
-               ylabel="binary cross-entropy (nats)", title=f"{dt}: manual vs fused", yscale="symlog",
-               xlim=(-110, 50))
-        ax.legend(fontsize=8)
-    fig.tight_layout()
+            for edge, kind in nonfinite_edges(xs, r["manual"]):
+                edges.setdefault(edge, []).append(f"label {z:.0f}: {kind}")
+        for k, (edge, what) in enumerate(sorted(edges.items())):
+            ax.axvline(edge, color="black", ls=":", lw=1,
+                       label="manual stops being finite" if k == 0 else None)
+            ax.annotate(f"x = {edge:.1f}\n" + "\n".join(what), (edge, 1.0), xycoords=("data", "axes fraction"),
+                        xytext=(4 if edge < np.mean(xlim) else -4, -4), textcoords="offset points",
+                        ha="left" if edge < np.mean(xlim) else "right", va="top", fontsize=7)
+        where = " and ".join(f"x {'≤' if e < 0 else '≥'} {e:.1f}" for e in sorted(edges))
+        ax.set(xlabel=f"logit x (axis clipped to [{xlim[0]:g}, {xlim[1]:g}] of the sweep's "
+                      f"[{xs.min():g}, {xs.max():g}])",
+               ylabel="binary cross-entropy (nats)", yscale="symlog", xlim=xlim,
+               title=f"{dt}: fused {'finite everywhere' if fused_finite else 'NOT finite'}; "
+                     + (f"manual inf/NaN at {where}" if where else "manual finite too"))
+    handles = {h.get_label(): h for h in np.atleast_1d(axes)[0].get_lines()
+               if not h.get_label().startswith("_")}
+    fig.legend(handles.values(), handles.keys(), loc="lower center", ncol=len(handles), fontsize=8)
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
     return fig
 
 
@@ -153,27 +191,50 @@ MULTILABEL_TICKS = {"sigmoid": "(a) sigmoid", "softmax_normalised": "(b) softmax
 def multilabel_results(summary: Mapping[tuple[str, str], Mapping[str, float]],
                        histories: Mapping[tuple[str, int], History]) -> plt.Figure:
     """Notebook 07's multi-label study: test exact-set accuracy and macro F1 per loss and rule
-    (bars, from :func:`xentlab.multilabel.summarise`), and seed 0's training curves
-    (``histories`` keyed ``(loss, seed)``)."""
+    (bars: the mean over seeds, whiskers: the smallest to the largest seed, from
+    :func:`xentlab.multilabel.summarise`), and seed 0's training curves (``histories`` keyed
+    ``(loss, seed)``). A loss has one colour in every panel; a rule one hatching. Legends sit
+    outside the axes; titles state what the bars and curves show."""
     names = list(dict.fromkeys(k[0] for k in summary))
     rules = list(dict.fromkeys(k[1] for k in summary))
-    fig, axes = plt.subplots(1, 3, figsize=(15, 3.9))
+    hatches = ["", "///", "..", "xx"]
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.6))
     width = 0.8 / len(rules)
     for j, rule in enumerate(rules):
         xs = np.arange(len(names)) + (j - (len(rules) - 1) / 2) * width
         for ax, key in zip(axes[:2], ("exact", "macro_f1"), strict=True):
-            ax.bar(xs, [summary[(n, rule)][key] for n in names], width, label=rule)
-    for ax, what in zip(axes[:2], ("exact-set accuracy", "macro F1"), strict=True):
+            e = [summary[(n, rule)] for n in names]
+            mean = np.array([v[key] for v in e])
+            spread = [mean - [v.get(f"{key}_min", v[key]) for v in e],
+                      np.array([v.get(f"{key}_max", v[key]) for v in e]) - mean]
+            ax.bar(xs, mean, width, color=[f"C{i}" for i in range(len(names))], hatch=hatches[j % 4],
+                   edgecolor="white", yerr=spread, capsize=2, error_kw={"lw": 0.8})
+    for ax, key, what in zip(axes[:2], ("exact", "macro_f1"), ("exact-set accuracy", "macro F1"),
+                             strict=True):
+        best = {n: max(summary[(n, r)][key] for r in rules) for n in names}
+        low = min(best, key=best.get)
+        rest = [v for n, v in best.items() if n != low]
         ax.set_xticks(range(len(names)), [MULTILABEL_TICKS.get(n, n) for n in names], fontsize=8)
-        ax.set(ylabel=f"test {what}", ylim=(0.0, 1.0), title=f"{what} (mean over seeds)")
-    axes[0].legend(fontsize=7, loc="center", bbox_to_anchor=(0.62, 0.55))  # over (c)'s empty slot
+        ax.set(ylabel=f"test {what}", ylim=(0.0, 1.0),
+               title=f"{what} (best rule per loss):\n{MULTILABEL_TICKS.get(low, low).split()[0]} "
+                     f"{best[low]:.2f}" + (f", others {min(rest):.2f}–{max(rest):.2f}" if rest else ""))
+    patches = [plt.Rectangle((0, 0), 1, 1, facecolor="0.6", edgecolor="white", hatch=hatches[j % 4])
+               for j in range(len(rules))]
+    fig.legend(patches, [f"rule: {r}" for r in rules], loc="lower center", ncol=len(rules),
+               fontsize=8, bbox_to_anchor=(0.34, 0.02), title="bars: mean over seeds; whiskers: seed range",
+               title_fontsize=8)
+    falls = {}
     for i, n in enumerate(names):
         h = histories[(n, 0)]
-        axes[2].plot(h.step, h.train_accuracy, color=f"C{i}", label=n)
+        axes[2].plot(h.step, h.train_accuracy, color=f"C{i}", label=MULTILABEL_TICKS.get(n, n).replace("\n", " "))
+        acc = np.asarray(h.train_accuracy, dtype=float)
+        falls[n] = (float(acc.max()), float(acc[-1])) if acc.size else (np.nan, np.nan)
+    drop = max(falls, key=lambda n: falls[n][0] - falls[n][1])
     axes[2].set(xlabel="training step", ylabel="top-1 in the label set (training batch)",
-                ylim=(0, 1), title="training, seed 0")
-    axes[2].legend(fontsize=8)
-    fig.tight_layout()
+                ylim=(0, 1), title=f"training, seed 0: {MULTILABEL_TICKS.get(drop, drop).split()[0]} "
+                                   f"peaks at {falls[drop][0]:.2f}, ends at {falls[drop][1]:.2f}")
+    axes[2].legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2)
+    fig.tight_layout(rect=(0, 0.1, 1, 1))
     return fig
 
 
@@ -210,21 +271,28 @@ def loss_vs_gap(deltas: np.ndarray, exact: np.ndarray,
                 curves: Mapping[str, Mapping[str, np.ndarray | None]]) -> plt.Figure:
     """Notebook 02's loss of one example over the logit gap Δ, one panel per dtype
     (``curves[dtype][route]``, None where the dtype has no kernel), the float64 ``exact`` loss
-    behind them and a red line at the first Δ of the grid where a route returns inf."""
-    fig, axes = plt.subplots(1, len(curves), figsize=(4 * len(curves), 3.8), sharey=True)
+    behind them and a red line at the first Δ of the grid where a route returns inf (named in
+    the panel's title). One legend, below the panels, covers no data."""
+    fig, axes = plt.subplots(1, len(curves), figsize=(4 * len(curves), 4.2), sharey=True)
     for ax, (dtype, routes) in zip(np.atleast_1d(axes), curves.items(), strict=True):
         ax.plot(deltas, exact, color="black", lw=4, alpha=0.25, label="exact (float64)")
+        first_inf = []
         for (name, values), style in zip(routes.items(), ["-", "--", ":"], strict=False):
             if values is None:
                 continue
             ax.plot(deltas, np.where(np.isfinite(values), values, np.nan), style, label=name)
             if np.isinf(values).any():
-                ax.axvline(deltas[np.argmax(np.isinf(values))], color="red", lw=0.8)
-        ax.set(title=dtype, xlabel="logit gap Δ (nats)", xscale="log", yscale="log",
+                first_inf.append(float(deltas[np.argmax(np.isinf(values))]))
+                ax.axvline(first_inf[-1], color="red", lw=0.8, label="first inf on the grid")
+        ax.set(title=f"{dtype}: first inf on the grid at Δ = {min(first_inf):.3g}" if first_inf else
+               f"{dtype}: no inf up to Δ = {float(deltas.max()):.3g}",
+               xlabel="logit gap Δ (nats)", xscale="log", yscale="log",
                ylim=(0.1, float(deltas.max()) * 2), xlim=(1, float(deltas.max())))
     axes[0].set_ylabel("loss of one example (nats)")
-    axes[0].legend(fontsize=8, loc="upper left", title="manual lies on exact until it fails",
-                   title_fontsize=7)
+    handles = {h.get_label(): h for ax in np.atleast_1d(axes) for h in ax.get_lines()}
+    fig.legend(handles.values(), handles.keys(), loc="lower center", ncol=len(handles), fontsize=8,
+               title="manual lies on exact until it fails", title_fontsize=8)
+    fig.tight_layout(rect=(0, 0.14, 1, 0.95))
     return fig
 
 
@@ -275,10 +343,12 @@ def ce_cost(rows: list[Mapping[str, float | str]], methods: tuple[str, ...]) -> 
     ``xentlab.bench``'s ``ce_cost``): the median time as a multiple of the floor measured in the
     same run (one ``exp`` pass), inside ``tf.function`` (solid) and with XLA (dashed), with the
     floor (1×) and 1.3× marked; and the extra peak memory of the ``tf.function`` calls beside one
-    ``[256, C]`` float32 array. TF's allocator statistics leave out the smallest allocations
-    (0 bytes), which are not drawn."""
-    fig, (ax_t, ax_m) = plt.subplots(1, 2, figsize=(13, 4.4))
+    ``[256, C]`` float32 array. Methods whose memory series are identical share one line
+    (labelled ``"fused = sparse"``). TF's allocator statistics leave out the smallest allocations
+    (0 bytes), which are not drawn. Both titles state what the largest C measured."""
+    fig, (ax_t, ax_m) = plt.subplots(1, 2, figsize=(13, 4.6))
     markers = "osD^vP"
+    memory: dict[tuple[tuple[float, float], ...], list[int]] = {}
     for i, method in enumerate(methods):
         for compiled, style in ((False, f"{markers[i % 6]}-"), (True, f"{markers[i % 6]}--")):
             mine = sorted((r for r in rows if r["method"] == method and r["compiled"] == compiled),
@@ -286,18 +356,28 @@ def ce_cost(rows: list[Mapping[str, float | str]], methods: tuple[str, ...]) -> 
             ax_t.plot([r["classes"] for r in mine], [r["ratio_to_floor"] for r in mine], style,
                       color=f"C{i}", ms=4, label=f"{method}{', XLA' if compiled else ''}")
             if not compiled:
-                tracked = [r for r in mine if r["peak_bytes"] > 0]
-                ax_m.plot([r["classes"] for r in tracked], [r["peak_bytes"] / 2**20 for r in tracked],
-                          style, color=f"C{i}", ms=9 - 1.5 * i, label=method)
+                series = tuple((r["classes"], r["peak_bytes"]) for r in mine if r["peak_bytes"] > 0)
+                memory.setdefault(series, []).append(i)
+    for series, idx in memory.items():
+        ax_m.plot([c for c, _ in series], [b / 2**20 for _, b in series], f"{markers[idx[0] % 6]}-",
+                  color=f"C{idx[0]}", ms=6, label=" = ".join(methods[i] for i in idx))
     ax_t.axhline(1.0, color="black", lw=2, alpha=0.4, label="floor: one exp pass")
     ax_t.axhline(1.3, color="black", ls=":", lw=1, label="1.3× the floor")
     cs = sorted({r["classes"] for r in rows})
-    ax_m.plot(cs, [256 * c * 4 / 2**20 for c in cs], "k--", label="one [256, C] float32 array")
-    ax_t.set(xscale="log", xlabel="classes C", ylabel="median time / floor time",
-             title="Forward + backward time as a multiple of the floor", ylim=(0, None))
+    ax_m.plot(cs, [256 * c * 4 / 2**20 for c in cs], "k--", lw=1, label="one [256, C] float32 array")
+    big = [r for r in rows if r["classes"] == cs[-1]]
+    best = min(big, key=lambda r: r["ratio_to_floor"])
+    near = [f"{r['method']}{', XLA' if r['compiled'] else ''}" for r in big
+            if r is not best and r["ratio_to_floor"] <= 1.05 * best["ratio_to_floor"]]
+    least = min((r for r in big if not r["compiled"]), key=lambda r: r["peak_bytes"])
+    lowest = [str(r["method"]) for r in big if not r["compiled"] and r["peak_bytes"] == least["peak_bytes"]]
+    ax_t.set(xscale="log", xlabel="classes C", ylabel="median time / floor time", ylim=(0, None),
+             title=f"Time per call as a multiple of the floor\nat C = {cs[-1]:,}: fastest "
+                   f"{best['method']}{', XLA' if best['compiled'] else ''} "
+                   f"({best['ratio_to_floor']:.2f}×)" + (f"; within 5%: {', '.join(near)}" if near else ""))
     ax_m.set(xscale="log", yscale="log", xlabel="classes C", ylabel="extra peak memory (MiB)",
-             title="Extra memory per call (tf.function): fused and sparse lowest\n"
-                   "(0 bytes, at small C, is not drawn)")
+             title=f"Extra memory per call (tf.function)\nat C = {cs[-1]:,}: least "
+                   f"{' and '.join(lowest)} ({least['peak_bytes'] / 2**20:.3g} MiB); 0 bytes not drawn")
     ax_t.legend(fontsize=7, ncol=2, loc="upper left")
     ax_m.legend(fontsize=8, loc="upper left")
     fig.tight_layout()
@@ -335,7 +415,8 @@ def keras_training(histories: Mapping[str, History], ceiling: float) -> plt.Figu
 
 def step_times(spread: Mapping[str, Mapping[str, float]], labels: Mapping[str, str]) -> plt.Figure:
     """Notebook 06's milliseconds per training step: one bar per loop at its median, with a line
-    from the fastest to the slowest repeat (``spread[key] = {"min", "median", "max"}``)."""
+    from the fastest to the slowest repeat (``spread[key] = {"min", "median", "max"}``); the
+    title names the fastest median and its ratio to the slowest."""
     keys = list(labels)
     med = [spread[k]["median"] for k in keys]
     err = [[spread[k]["median"] - spread[k]["min"] for k in keys],
@@ -343,8 +424,48 @@ def step_times(spread: Mapping[str, Mapping[str, float]], labels: Mapping[str, s
     fig, ax = plt.subplots(figsize=(7, 3))
     ax.barh([labels[k] for k in keys], med, xerr=err, color=[f"C{i}" for i in range(len(keys))],
             capsize=4)
+    fast, slow = keys[int(np.argmin(med))], keys[int(np.argmax(med))]
+    spread_ratio = max(med) / min(med)
     ax.set(xlabel="milliseconds per training step (batch 128): median, min–max over repeats",
-           title="Document 002's CNN, Adam, fused loss: the loops run alike")
+           title="Document 002's CNN, Adam, fused loss: " + (
+               f"medians within {spread_ratio - 1:.0%} of each other, a tie" if spread_ratio < 1.05 else
+               f"fastest median {labels[fast]}, {spread_ratio:.2f}× faster than {labels[slow]}"))
     ax.invert_yaxis()
+    fig.tight_layout()
+    return fig
+
+
+def mixed_precision(rows: list[Mapping[str, object]], lost: Mapping[str, Mapping[str, float]]) -> plt.Figure:
+    """Notebook 09: test accuracy after training, one marker per loss formulation and one column
+    per (policy, output dtype) (``rows`` from :func:`xentlab.precision.train_grid`, its ``grid``
+    runs), and the fraction of float32's non-zero gradient elements that are exactly 0 under
+    each setting, with and without the loss scale (``lost[label]`` from
+    :func:`xentlab.precision.underflow`), every value written on its bar. Titles state the lowest
+    accuracy and the largest loss."""
+    grid = [r for r in rows if r["grid"]]
+    methods = list(dict.fromkeys(str(r["method"]) for r in grid))
+    configs = list(dict.fromkeys((str(r["policy"]), str(r["output"])) for r in grid))
+    fig, (ax_a, ax_g) = plt.subplots(1, 2, figsize=(13, 4.4), gridspec_kw={"width_ratios": [3, 2]})
+    for i, method in enumerate(methods):
+        acc = [next((float(r["test_accuracy"]) for r in grid if (r["policy"], r["output"], r["method"])
+                     == (policy, output, method)), np.nan) for policy, output in configs]
+        ax_a.plot(np.arange(len(configs)) + (i - 1) * 0.12, acc, "os^D"[i % 4], color=f"C{i}",
+                  ms=8, ls="none", label=method)
+    worst = min(grid, key=lambda r: float(r["test_accuracy"]))
+    best = max(float(r["test_accuracy"]) for r in grid)
+    ax_a.set_xticks(range(len(configs)), [f"{p}\noutput {o}" for p, o in configs], fontsize=8)
+    ax_a.set(ylabel="test accuracy (axis does not start at 0)",
+             title=f"lowest: {worst['method']}, {worst['policy']}, output {worst['output']} "
+                   f"({float(worst['test_accuracy']):.3f}; best {best:.3f})")
+    ax_a.grid(axis="y", alpha=0.3)
+    ax_a.legend(fontsize=8, loc="lower left")
+    labels = [f"{k}{', scaled' if scaled else ''}" for k in lost for scaled in (False, True)]
+    values = [100 * lost[k]["lost_scaled" if scaled else "lost"] for k in lost for scaled in (False, True)]
+    bars = ax_g.barh(labels, values, color=["0.45", "0.75"] * len(lost))
+    ax_g.bar_label(bars, [f"{v:.3f}%" for v in values], fontsize=8, padding=2)
+    top = max(range(len(values)), key=values.__getitem__)
+    ax_g.set(xlabel="exactly 0 here, non-zero in float32 (% of float32's non-zero elements)",
+             xlim=(0, max(values + [1e-3]) * 1.4), title=f"most lost: {labels[top]} ({values[top]:.2g}%)")
+    ax_g.invert_yaxis()
     fig.tight_layout()
     return fig

@@ -25,6 +25,9 @@ PROFILES: dict[str, dict[str, Params]] = {
                                      "training_repeats": 5, "classes": [10, 1000]},
         "07_multilabel_sigmoid_vs_softmax": {"dataset": "mnist10k", "train_pairs": 500, "val_pairs": 200,
                                              "test_pairs": 200, "steps": 20, "seeds": 1},
+        "08_which_cross_entropy": {"classes": 3},
+        "09_mixed_precision": {"dataset": "mnist10k", "steps": 5, "hidden": 8, "time_hidden": 64,
+                               "time_batch": 32, "time_repeats": 3, "time_steps": 2},
     },
     "ci": {},
     "paper": {
@@ -35,6 +38,8 @@ PROFILES: dict[str, dict[str, Params]] = {
         "05_keras_categorical_crossentropy": {"steps": 2000},
         "06_cost_of_cross_entropy": {"training_steps": 60, "training_repeats": 5, "ce_repeats": 10},
         "07_multilabel_sigmoid_vs_softmax": {"train_pairs": 100000, "steps": 10000, "seeds": 5},
+        "08_which_cross_entropy": {"batch": 32, "classes": 10},
+        "09_mixed_precision": {"steps": 2000, "hidden": 256, "time_repeats": 10},
     },
 }
 

@@ -28,7 +28,7 @@ from xentlab.config import RUN_DIR_ENV, SCRATCH_DIR
 #: ``untested``: the run could not test the claim (e.g. its budget is smaller than the document's);
 #: recorded with its reason, never counted as ``partly``.
 VERDICTS = ("reproduced", "refuted", "partly", "untested")
-_ID = re.compile(r"^\d{3}\.[a-z0-9][a-z0-9-]*$")
+_ID = re.compile(r"^(\d{3}|guide)\.[a-z0-9][a-z0-9-]*$")
 _notebook: str | None = None
 
 
@@ -100,11 +100,14 @@ def claim(
     measured_text: str,
     section: str = "",
     untested_because: str | None = None,
+    citation: str | None = None,
 ) -> None:
-    """Record one checkable claim of a source document and its computed verdict.
+    """Record one checkable claim of a source and its computed verdict.
 
-    ``id`` is ``<document>.<slug>`` (e.g. ``001.same-value``), ``source`` the seed file
-    (e.g. ``001_6f068e826eb9ea52.txt``), ``expected`` what the document says, ``measured`` what
+    ``id`` is ``<document>.<slug>`` (e.g. ``001.same-value``) with ``source`` the seed file
+    (e.g. ``001_6f068e826eb9ea52.txt``), or ``guide.<slug>`` for a claim of published
+    documentation, with ``source`` its title and ``citation`` its URL (required for ``guide.``
+    ids, refused for document ids). ``expected`` is what the source says, ``measured`` what
     the notebook measured, ``verdict`` one of :data:`VERDICTS` (compute it, e.g. with
     :func:`verdict`), ``section`` the notebook heading it is shown under (for links).
     ``measured_text``: one sentence with rounded numbers saying what was measured, for the
@@ -116,7 +119,9 @@ def claim(
     in a claim echoes no dict (:func:`claims` returns what was stored).
     """
     if not _ID.match(id):
-        raise ValueError(f"claim id must look like '001.some-slug', got {id!r}")
+        raise ValueError(f"claim id must look like '001.some-slug' or 'guide.some-slug', got {id!r}")
+    if id.startswith("guide.") != bool(citation):
+        raise ValueError("a 'guide.' claim needs citation='<URL>', and only a 'guide.' claim takes one")
     if verdict not in VERDICTS:
         raise ValueError(f"verdict must be one of {VERDICTS}, got {verdict!r}")
     if not measured_text.strip():
@@ -135,6 +140,8 @@ def claim(
         "notebook": notebook,
         "section": section,
     }
+    if citation:
+        entry["citation"] = citation
     if untested_because:
         entry.update(verdict="untested", reason=untested_because, verdict_at_this_budget=verdict)
     _write(

@@ -226,7 +226,8 @@ def _cell(value: Any, width: int = 70) -> str:
 
 
 def _anchor(section: str) -> str:
-    return section.strip().replace(" ", "-")
+    """Jupyter's heading anchor: the rendered text (no code backticks), spaces as hyphens."""
+    return section.strip().replace("`", "").replace(" ", "-")
 
 
 def render_readme(prov: dict[str, Any], claims: list[dict[str, Any]], figures: list[Path]) -> str:
@@ -248,10 +249,11 @@ def render_readme(prov: dict[str, Any], claims: list[dict[str, Any]], figures: l
         "the executed notebook and to its HTML copy at the section that shows the claim "
         "(`claims.json` holds the full measured values).",
     ]
-    for source in sorted({c["source"] for c in claims}):
+    for source in sorted({c["source"] for c in claims}, key=lambda s: (not s[:3].isdigit(), s)):
+        cited = next((c["citation"] for c in claims if c["source"] == source and c.get("citation")), None)
         lines += [
             "",
-            f"### Document `{source}`",
+            f"### [{source}]({cited})" if cited else f"### Document `{source}`",
             "",
             "| id | claim | expected | measured | verdict |",
             "|---|---|---|---|---|",

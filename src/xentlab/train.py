@@ -243,6 +243,7 @@ class _Step:
                  table: np.ndarray, sparse: bool, compiled: bool):
         self.model, self.opt, self.loss, self.sparse = model, opt, loss, sparse
         self.variables = list(model.trainable_variables)
+        self.skips_overflow = isinstance(opt, keras.optimizers.LossScaleOptimizer)
         opt.build(self.variables)
         self.x, self.y = tf.constant(np.asarray(data.x_train)), tf.constant(np.asarray(data.y_train))
         self.table = tf.constant(table)
@@ -269,15 +270,20 @@ class _Step:
         with tf.GradientTape() as tape:
             logits = self.model(x, training=True)
             value = tf.cast(self.loss(self._labels(y, logits), logits), tf.float32)
-        dlogits, *grads = tape.gradient(value, [logits, *self.variables])
+            # x dynamic_scale for a LossScaleOptimizer (its apply divides it out again), else x 1
+            scale = tf.cast(self.opt.scale_loss(tf.constant(1.0)), tf.float32)
+            scaled = value * scale
+        dlogits, *grads = tape.gradient(scaled, [logits, *self.variables])
         grads = [tf.zeros_like(v) if g is None else g for g, v in zip(grads, self.variables,
                                                                        strict=True)]
-        norm = tf.linalg.global_norm(grads)
+        norm = tf.linalg.global_norm([g / scale for g in grads])  # of the unscaled gradients
         zero = tf.reduce_all(tf.equal(tf.zeros_like(logits) if dlogits is None else dlogits, 0.0), -1)
         wrong = tf.logical_not(_correct(logits, y))
         zero_wrong = tf.reduce_sum(tf.cast(zero & wrong, tf.float32)) / tf.maximum(
             tf.reduce_sum(tf.cast(wrong, tf.float32)), 1.0)
-        ok = tf.math.is_finite(value) & tf.math.is_finite(norm) & (self.diverged < 0)
+        # a LossScaleOptimizer skips a non-finite (overflowed) update and lowers its scale itself
+        finite_grads = self.skips_overflow | tf.math.is_finite(norm)
+        ok = tf.math.is_finite(value) & finite_grads & (self.diverged < 0)
         tf.cond(ok, lambda: self._apply(grads), self._mark_diverged)
         row = tf.stack([value, norm, tf.reduce_mean(tf.cast(zero, tf.float32)), zero_wrong])
         self.log.scatter_nd_update([[self.counter]], [row])
