@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import math
-import warnings
 
 import numpy as np
 import pytest
@@ -27,12 +26,7 @@ from xentlab.atlas import (
 )
 from xentlab.losses import reference_softmax_cross_entropy
 
-# The full measure() is the "moderate" test size of this module (about 7 s on 2 cores; the
-# rest are small). The marker is not registered in pyproject.toml, which this module may not
-# touch; creating it quietly keeps pytest's unknown-mark warning out of the summary.
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore")
-    moderate = pytest.mark.moderate
+# One full measure() (about 7 s on 2 cores) is shared by the tests that need it; the rest are small.
 
 SPARSE = atlas.SPARSE
 SOFTMAX = atlas.SOFTMAX
@@ -358,7 +352,6 @@ def test_measure_rejects_equal_batch_and_classes():
 # -------------------------------------------------------------------------------- full atlas
 
 
-@moderate
 def test_measure_covers_every_entry_point(full):
     names = [e.name for e in ENTRY_POINTS]
     assert [r["name"] for r in full.entries] == names
@@ -374,7 +367,6 @@ def test_measure_covers_every_entry_point(full):
     assert full.settings["tensorflow"] == tf.__version__
 
 
-@moderate
 def test_decision_guide_is_written_from_the_rows_and_deterministic(full):
     guide = decision_guide(full)
     integer_rule = next(ln for ln in guide.splitlines() if "Integer class labels" in ln)

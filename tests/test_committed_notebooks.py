@@ -139,7 +139,8 @@ def _claim_sections(cells: list[dict]) -> set[str]:
     for c in cells:
         if c["cell_type"] != "code":
             continue
-        src = "\n".join(l for l in "".join(c["source"]).splitlines() if not l.lstrip().startswith(("%", "!")))
+        src = "\n".join(line for line in "".join(c["source"]).splitlines()
+                        if not line.lstrip().startswith(("%", "!")))
         for node in ast.walk(ast.parse(src)):
             value = None
             if isinstance(node, ast.keyword) and node.arg == "section":
@@ -158,12 +159,12 @@ def test_claim_sections_are_numbered_headings(path):
     import re
 
     cells = json.loads(path.read_text())["cells"]
-    headings = {l.lstrip("#").strip().replace("`", "") for c in cells if c["cell_type"] == "markdown"
-                for l in "".join(c["source"]).splitlines() if l.startswith("##")}
+    headings = {line.lstrip("#").strip().replace("`", "") for c in cells if c["cell_type"] == "markdown"
+                for line in "".join(c["source"]).splitlines() if line.startswith("##")}
     missing = {s.replace("`", "") for s in _claim_sections(cells)} - headings
     assert not missing, f"{path.name}: claim sections that are no heading: {sorted(missing)}"
-    top = [l[3:] for c in cells if c["cell_type"] == "markdown"
-           for l in "".join(c["source"]).splitlines() if l.startswith("## ")]
+    top = [line[3:] for c in cells if c["cell_type"] == "markdown"
+           for line in "".join(c["source"]).splitlines() if line.startswith("## ")]
     unnumbered = [t for t in top if not re.match(r"\d+\. ", t) and t not in {"Setup", "Summary", "Claims"}]
     assert not unnumbered, f"{path.name}: sections without a number: {unnumbered}"
 

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-
 from typing import Any
 
 import keras
