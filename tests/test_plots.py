@@ -18,6 +18,8 @@ def test_training_curves_marks_exact_zero_gradients():
     marker = next(line for line in norm.lines if line.get_label().startswith("manual: exactly"))
     assert list(marker.get_xdata()) == [10] and marker.get_ydata()[0] == 0.05  # floor = 0.5 / 10
     assert norm.get_yscale() == "log" and list(zero.lines[0].get_ydata()) == [1.0, 1.0, 0.0]
+    assert acc.get_title().endswith("last: manual 0.90, fused 0.90")
+    assert norm.get_title().endswith("exactly 0: manual at 1 of 3, fused at 1 of 3 evaluations")
 
 
 def _h(**kw):
@@ -152,7 +154,9 @@ def test_keras_training_one_line_per_run_and_the_ceiling():
     loss_ax, acc_ax, norm_ax = fig.axes
     assert len(loss_ax.lines) == 3  # two runs and the ceiling
     assert list(norm_ax.lines[0].get_ydata()) == [1.0, 0.5]  # positive norms; the 0 as a marker
-    assert "a: exactly 0 (drawn at 1e-3)" in [line.get_label() for line in norm_ax.lines]
+    assert "a: exactly 0 (drawn at 5e-02)" in [line.get_label() for line in norm_ax.lines]  # 0.5 / 10
+    assert norm_ax.get_title().endswith("a: 1 of 3 evaluations\nb: 1 of 3 evaluations")
+    assert acc_ax.get_title() == "Accuracy, last: highest 0.90 (a),\nlowest 0.90 (a)"
 
 
 def test_training_curves_overlays_the_document_log_up_to_the_last_step():

@@ -48,12 +48,18 @@ def training_curves(histories: Mapping[str, History],
             axes[1].plot(steps[norm == 0], np.full(np.sum(norm == 0), floor), "|",
                          color=COLORS.get(name), ms=6, label=f"{name}: exactly 0 (at the floor)")
     axes[0].axhline(0.1, color="grey", ls=":", lw=1, label="chance (0.1)")
-    axes[0].set(title="training-batch accuracy (no dropout)", xlabel="step",
+    last_acc = ", ".join(f"{n} {h.train_accuracy[-1]:.2f}" for n, h in histories.items() if h.train_accuracy)
+    zeros = ", ".join(f"{n} at {int(np.sum(np.array(h.grad_norm) == 0))} of {len(h.grad_norm)}"
+                      for n, h in histories.items() if np.any(np.array(h.grad_norm) == 0))
+    dead = ", ".join(f"{n} {np.mean(h.zero_grad_wrong_fraction):.0%}" for n, h in histories.items()
+                     if h.zero_grad_wrong_fraction)
+    axes[0].set(title=f"training-batch accuracy (no dropout)\nlast: {last_acc}", xlabel="step",
                 ylabel="accuracy (fraction)", ylim=(0, 1.02))
-    axes[1].set(title="gradient global norm", xlabel="step", ylabel="‖∇θ L‖ (loss units)",
-                yscale="log")
-    axes[2].set(title="misclassified, yet exactly zero logit gradient", xlabel="step",
-                ylabel="fraction of misclassified examples", ylim=(-0.02, 1.02))
+    axes[1].set(title="gradient global norm\n" + (f"exactly 0: {zeros} evaluations" if zeros else
+                                                  "never exactly 0"),
+                xlabel="step", ylabel="‖∇θ L‖ (loss units)", yscale="log")
+    axes[2].set(title=f"misclassified, yet exactly zero logit gradient\nmean over steps: {dead}",
+                xlabel="step", ylabel="fraction of misclassified examples", ylim=(-0.02, 1.02))
     for ax in axes:
         ax.legend(fontsize=7, loc="best")
         ax.grid(alpha=0.3)
@@ -387,8 +393,11 @@ def ce_cost(rows: list[Mapping[str, float | str]], methods: tuple[str, ...]) -> 
 def keras_training(histories: Mapping[str, History], ceiling: float) -> plt.Figure:
     """Notebook 05's training runs, one line per run: batch-mean loss (log axis, dotted line at
     Keras' clip ``ceiling`` = −log ε), training-batch accuracy, and the gradient global norm (log
-    axis; exact zeros as markers at 1e-3). Identical runs draw with different dashes."""
-    fig, axes = plt.subplots(1, 3, figsize=(14, 3.6))
+    axis; exact zeros as markers a decade below the smallest positive norm). Identical runs draw
+    with different dashes; the titles state the last accuracies and the count of exact zeros."""
+    fig, axes = plt.subplots(1, 3, figsize=(14, 3.9))
+    positive_norms = [g for h in histories.values() for g in h.grad_norm if g > 0]
+    floor = min(positive_norms) / 10 if positive_norms else 1e-3
     for i, (name, h) in enumerate(histories.items()):
         style = dict(label=name, color=f"C{i}", ls=(0, (4, 2 + i)) if i else "-", lw=2.5 - 0.4 * i,
                      marker=".", ms=4)
@@ -397,16 +406,21 @@ def keras_training(histories: Mapping[str, History], ceiling: float) -> plt.Figu
         positive = np.array(h.grad_norm) > 0
         axes[2].plot(np.array(h.step)[positive], np.array(h.grad_norm)[positive], **style)
         if not positive.all():
-            axes[2].plot(np.array(h.step)[~positive], np.full((~positive).sum(), 1e-3), "|",
-                         color=f"C{i}", ms=8, label=f"{name}: exactly 0 (drawn at 1e-3)")
-    axes[0].set(xlabel="training step", ylabel="CategoricalCrossentropy (nats, batch mean)",
-                title="Loss (the clipped run's cannot exceed the ceiling)", yscale="log")
+            axes[2].plot(np.array(h.step)[~positive], np.full((~positive).sum(), floor), "|",
+                         color=f"C{i}", ms=8, label=f"{name}: exactly 0 (drawn at {floor:.0e})")
+    axes[0].set(xlabel="training step", ylabel="CategoricalCrossentropy (nats, batch mean)", yscale="log")
     axes[0].axhline(ceiling, color="gray", ls=":", lw=1, label=f"clip ceiling −log ε = {ceiling:.3f}")
     axes[0].legend(fontsize=7)
-    axes[1].set(xlabel="training step", ylabel="training-batch accuracy (no dropout)",
-                title="Accuracy", ylim=(0, 1))
-    axes[2].set(xlabel="training step", ylabel="‖∇θ L‖ (loss units)", yscale="log",
-                title="Gradient global norm")
+    finals = {n: h.train_accuracy[-1] for n, h in histories.items() if h.train_accuracy}
+    low, high = min(finals, key=finals.get), max(finals, key=finals.get)
+    zeros = "\n".join(f"{n}: {int(np.sum(np.array(h.grad_norm) == 0))} of {len(h.grad_norm)} evaluations"
+                       for n, h in histories.items() if np.any(np.array(h.grad_norm) == 0))
+    axes[1].set(xlabel="training step", ylabel="training-batch accuracy (no dropout)", ylim=(0, 1))
+    axes[1].set_title(f"Accuracy, last: highest {finals[high]:.2f} ({high}),\nlowest {finals[low]:.2f} ({low})",
+                      fontsize=9)
+    axes[2].set(xlabel="training step", ylabel="‖∇θ L‖ (loss units)", yscale="log")
+    axes[2].set_title("Gradient global norm, exactly 0:\n" + (zeros or "never"), fontsize=9)
+    axes[0].set_title("Loss (the clipped run's cannot exceed the ceiling)", fontsize=9)
     axes[1].legend(fontsize=8)
     axes[2].legend(fontsize=7)
     fig.tight_layout()
