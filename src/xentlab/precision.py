@@ -3,17 +3,17 @@
 The TensorFlow mixed precision guide (https://www.tensorflow.org/guide/mixed_precision) advises:
 keep the model's output (its softmax) in float32 "for numeric stability"; use loss scaling with
 ``mixed_float16`` because small float16 gradients underflow to 0; ``mixed_bfloat16`` needs none
-(bfloat16 has float32's exponent range); bfloat16 is faster on CPUs that support it (AMX /
-AVX-512 BF16). This module measures each on a small MLP:
+(bfloat16 has float32's exponent range); bfloat16 is faster on recent Intel CPUs (AMX). This
+module measures each on a small MLP:
 
-- :func:`mlp`: a Keras MLP under a dtype policy, its last layer in the policy's compute dtype or
-  in float32.
+- :func:`mlp`: a Keras MLP under a dtype policy, its logits in the policy's compute dtype or cast
+  to float32 by the guide's last layer.
 - :func:`train_grid`: test accuracy after training under each policy and output dtype with each
   loss formulation (:func:`xentlab.train.train`, stepping eagerly: see its docstring).
 - :func:`underflow`: the fraction of weight-gradient elements that are exactly 0 under a policy
   although they are not 0 in float32, with and without a loss scale, and how many the scale keeps.
 - :func:`loss_errors`: the error of each loss formulation against float64 on the same logits.
-- :func:`step_time`: the median time of one compiled training step under a policy.
+- :func:`step_time`: the median, fastest and slowest time of one training step under a policy.
 - :func:`cpu_features`: which of :data:`CPU_FEATURES` this CPU reports.
 
 Keras sources: a layer built with ``dtype="mixed_float16"`` keeps float32 variables and computes
