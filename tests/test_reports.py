@@ -167,6 +167,9 @@ def test_differences_name_the_keys_and_skip_timing():
     assert diffs == ["m.json.extra: only in second run", "m.json.acc: 0.5 != 0.6",
                      "m.json.curve[1]: 2 != 3"]
     assert reports.differences(reports.comparable(a), reports.comparable(dict(a, seconds=9))) == []
+    claim = {"id": "guide.x", "measured": {"ratio_timing": 0.75, "flags": "amx"}, "measured_text": "0.75x"}
+    assert reports.comparable(claim) == {"id": "guide.x", "measured": {"flags": "amx"}}
+    assert reports.comparable({"ms_min": 1.0, "ms_max": 2.0, "msg": "kept"}) == {"msg": "kept"}
 
 
 def test_reproduce_check_on_a_deterministic_notebook(notebooks, monkeypatch):
