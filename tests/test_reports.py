@@ -201,3 +201,51 @@ def test_failure_while_assembling_keeps_the_previous_report(notebooks, tmp_path,
     assert (out / "README.md").read_text() == "previous report"
     assert (tmp_path / "rep.failed" / "notebooks" / "01_ok.ipynb").exists()
     assert not list(tmp_path.glob(".tmp-*"))
+
+
+@pytest.fixture
+def two_notebooks(tmp_path):
+    folder = tmp_path / "notebooks2"
+    folder.mkdir()
+    make_notebook(folder, "01_ok", OK_BODY)
+    make_notebook(folder, "03_ok", OK_BODY.replace("999.n-positive", "998.n-positive"))
+    make_notebook(folder, "04_fail", "1 / 0")
+    return folder
+
+
+def test_only_replaces_that_notebooks_part_and_keeps_the_others(two_notebooks, tmp_path):
+    out = tmp_path / "rep"
+    reports.run_reports("ci", only=["01", "03"], out=out, notebooks_dir=two_notebooks, profiles={"ci": {}})
+    kept = (out / "html" / "01_ok.html").read_text()
+    profiles = {"ci": {"03_ok": {"n": 5}}}
+    reports.run_reports("ci", only=["03"], out=out, notebooks_dir=two_notebooks, profiles=profiles)
+    assert (out / "html" / "01_ok.html").read_text() == kept  # not re-run, not re-rendered
+    claims = {c["id"]: c for c in json.loads((out / "claims.json").read_text())}
+    assert claims["999.n-positive"]["measured"] == 2 and claims["998.n-positive"]["measured"] == 5
+    prov = json.loads((out / "provenance.json").read_text())
+    rows = {r["name"]: r for r in prov["notebooks"]}
+    assert rows["01_ok"]["parameters"] == {} and rows["03_ok"]["parameters"] == {"n": 5}
+    assert {"git_commit", "created_utc", "cpu_flags", "processor"} <= set(rows["03_ok"])
+    readme = (out / "README.md").read_text()
+    assert "999.n-positive" in readme and "998.n-positive" in readme and "| CPU flags |" in readme
+    # a failing notebook leaves every part as it was
+    before = {f: (out / f).read_text() for f in ("claims.json", "provenance.json", "README.md")}
+    with pytest.raises(reports.ReportError):
+        reports.run_reports("ci", only=["04"], out=out, notebooks_dir=two_notebooks, profiles=profiles)
+    assert {f: (out / f).read_text() for f in before} == before
+    assert not (out / "notebooks" / "04_fail.ipynb").exists()
+
+
+def test_a_report_without_parts_is_split_before_a_part_is_replaced(two_notebooks, tmp_path):
+    out = tmp_path / "rep"
+    reports.run_reports("ci", only=["01", "03"], out=out, notebooks_dir=two_notebooks, profiles={"ci": {}})
+    import shutil
+
+    shutil.rmtree(out / "claims")  # the layout of reports written before parts existed
+    shutil.rmtree(out / "parts")
+    reports.run_reports("ci", only=["03"], out=out, notebooks_dir=two_notebooks,
+                        profiles={"ci": {"03_ok": {"n": 4}}}, html=False)
+    claims = {c["id"]: c["measured"] for c in json.loads((out / "claims.json").read_text())}
+    assert claims == {"998.n-positive": 4, "999.n-positive": 2}
+    rows = {r["name"]: r for r in json.loads((out / "provenance.json").read_text())["notebooks"]}
+    assert set(rows) == {"01_ok", "03_ok"} and rows["01_ok"]["git_commit"]

@@ -33,3 +33,20 @@ def set_tensorflow_environment() -> None:
     """Apply :data:`TF_ENVIRONMENT` (``setdefault``); call before TensorFlow is loaded."""
     for name, value in TF_ENVIRONMENT.items():
         os.environ.setdefault(name, value)
+
+
+#: CPU flags (``/proc/cpuinfo``) that decide which kernels TensorFlow runs and whether 16-bit
+#: arithmetic has hardware support; reports record them per notebook.
+CPU_FEATURES = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "avx512_fp16", "amx_fp16")
+
+
+def cpu_features(cpuinfo: Path = Path("/proc/cpuinfo")) -> dict[str, bool]:
+    """Which of :data:`CPU_FEATURES` the first CPU in ``cpuinfo`` lists among its flags (all
+    False where the file does not exist, e.g. off Linux)."""
+    flags: set[str] = set()
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+                break
+    return {f: f in flags for f in CPU_FEATURES}

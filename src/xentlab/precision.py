@@ -14,7 +14,7 @@ module measures each on a small MLP:
   although they are not 0 in float32, with and without a loss scale, and how many the scale keeps.
 - :func:`loss_errors`: the error of each loss formulation against float64 on the same logits.
 - :func:`step_time`: the median, fastest and slowest time of one training step under a policy.
-- :func:`cpu_features`: which of :data:`CPU_FEATURES` this CPU reports.
+- :func:`cpu_features` (from :mod:`xentlab.config`): which of :data:`CPU_FEATURES` this CPU reports.
 
 Keras sources: a layer built with ``dtype="mixed_float16"`` keeps float32 variables and computes
 in float16 (``keras/src/dtype_policies/dtype_policy.py``, ``DTypePolicy``);
@@ -26,7 +26,6 @@ its ``apply`` divides the gradients by it before the inner optimizer runs
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import Any
 
 import keras
@@ -34,6 +33,7 @@ import numpy as np
 import tensorflow as tf
 
 from xentlab import losses, train
+from xentlab.config import CPU_FEATURES, cpu_features  # re-exported: notebook 09 reads them here
 
 __all__ = ["POLICIES", "OUTPUTS", "CPU_FEATURES", "mlp", "optimizer", "train_grid", "underflow", "loss_errors",
            "step_time", "cpu_features", "bf16_supported"]
@@ -42,8 +42,6 @@ __all__ = ["POLICIES", "OUTPUTS", "CPU_FEATURES", "mlp", "optimizer", "train_gri
 POLICIES = ("float32", "mixed_float16", "mixed_bfloat16")
 #: Where the last (logit) layer computes: in the policy's 16-bit dtype, or in float32.
 OUTPUTS = ("16-bit", "float32")
-#: CPU flags (``/proc/cpuinfo``) that decide whether 16-bit arithmetic has hardware support.
-CPU_FEATURES = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "avx512_fp16", "amx_fp16")
 
 
 def mlp(policy: str, *, output: str = "float32", hidden: int = 256, seed: int = 0,
@@ -200,18 +198,6 @@ def step_time(policy: str, x: np.ndarray, y: np.ndarray, *, hidden: int = 1024,
         value.numpy()
         times.append((time.perf_counter() - tic) / steps * 1e3)
     return {"ms": float(np.median(times)), "ms_min": float(min(times)), "ms_max": float(max(times))}
-
-
-def cpu_features(cpuinfo: Path = Path("/proc/cpuinfo")) -> dict[str, bool]:
-    """Which of :data:`CPU_FEATURES` the first CPU in ``cpuinfo`` lists among its flags (all
-    False where the file does not exist, e.g. off Linux)."""
-    flags: set[str] = set()
-    if cpuinfo.exists():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-                break
-    return {f: f in flags for f in CPU_FEATURES}
 
 
 def bf16_supported(features: dict[str, bool]) -> bool:

@@ -5,6 +5,12 @@ temporary folder next to the destination, then adds HTML, merges the claims into
 ``claims.json`` and writes ``README.md`` (provenance, claims ledger, figures). Only when every
 notebook succeeded does the folder replace ``reports/<profile>/``; on failure the previous report
 is left untouched and the run is kept in ``reports/<profile>.failed/`` for inspection.
+
+A report is made of one part per notebook (its executed notebook, HTML, figures, metrics,
+``claims/<notebook>.json`` and ``parts/<notebook>.json``, its provenance row). ``--only NN``
+starts from a copy of the existing report, replaces those notebooks' parts and rebuilds
+``claims.json``, ``provenance.json`` and ``README.md`` from all parts, so a report that needs
+several sittings (the ``paper`` profile) can be finished notebook by notebook.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from xentlab.config import (
     REPORTS_DIR,
     RUN_DIR_ENV,
     SCRATCH_DIR,
+    cpu_features,
     set_tensorflow_environment,
 )
 from xentlab.profiles import PROFILES, Params
@@ -170,32 +177,39 @@ def _git_commit() -> str:
     return sha + (" (with uncommitted changes)" if dirty else "")
 
 
-def provenance(
-    profile: str, runs: list[NotebookRun], run_dir: Path, commit: str
-) -> dict[str, Any]:
-    """Versions, machine, commit, datasets and wall times of a report run."""
-    datasets = {}
-    for run in runs:
-        metrics_path = run_dir / "metrics" / f"{run.name}.json"
-        if metrics_path.exists():
-            ds = json.loads(metrics_path.read_text()).get("dataset")
-            if ds:
-                datasets[ds["name"]] = ds
+def part(run: NotebookRun, run_dir: Path, commit: str) -> dict[str, Any]:
+    """One notebook's provenance row: what ran (commit, parameters, dataset), where (versions,
+    machine, CPU flags), when and for how long."""
+    metrics_path = run_dir / "metrics" / f"{run.name}.json"
+    dataset = json.loads(metrics_path.read_text()).get("dataset") if metrics_path.exists() else None
+    return {
+        "name": run.name, "seconds": round(run.seconds, 1), "parameters": run.parameters,
+        "git_commit": commit, "created_utc": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()),
+        "python": platform.python_version(), "tensorflow": _version("tensorflow-cpu", "tensorflow"),
+        "keras": _version("keras"), "numpy": _version("numpy"),
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.system()}",
+        "processor": _cpu_model(), "cpu_flags": [f for f, on in cpu_features().items() if on],
+        "dataset": dataset,
+    }
+
+
+def provenance(profile: str, parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """The report's provenance from its notebooks' parts (:func:`part`): shared fields once
+    (several values are listed, e.g. when parts were run from different commits), the rows
+    per notebook."""
+
+    def shared(key: str) -> str:
+        values = list(dict.fromkeys(str(p.get(key, "unknown")) for p in parts))
+        return values[0] if len(values) == 1 else "several: " + ", ".join(values)
+
+    datasets = {p["dataset"]["name"]: p["dataset"] for p in parts if p.get("dataset")}
     return {
         "profile": profile,
-        "git_commit": commit,
+        "git_commit": shared("git_commit"),
         "created_utc": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()),
-        "python": platform.python_version(),
-        "tensorflow": _version("tensorflow-cpu", "tensorflow"),
-        "keras": _version("keras"),
-        "numpy": _version("numpy"),
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.system()}",
-        "processor": _cpu_model(),
+        **{key: shared(key) for key in ("python", "tensorflow", "keras", "numpy", "machine", "processor")},
         "datasets": datasets,
-        "notebooks": [
-            {"name": r.name, "seconds": round(r.seconds, 1), "parameters": r.parameters}
-            for r in runs
-        ],
+        "notebooks": sorted(parts, key=lambda p: p["name"]),
     }
 
 
@@ -280,11 +294,14 @@ def render_readme(prov: dict[str, Any], claims: list[dict[str, Any]], figures: l
             f"- Dataset `{ds['name']}` ({ds['train']} train / {ds['test']} test, from "
             f"{ds['source']}), SHA-256 `{ds['sha256']}`"
         )
-    lines += ["", "| notebook | wall time (s) | parameters |", "|---|---|---|"]
+    lines += ["", "| notebook | wall time (s) | parameters | commit | run (UTC) | CPU flags |",
+              "|---|---|---|---|---|---|"]
     for nb in prov["notebooks"]:
         params = json.dumps(nb["parameters"]) if nb["parameters"] else "defaults"
         lines.append(
-            f"| [{nb['name']}](html/{nb['name']}.html) | {nb['seconds']} | {_cell(params, 90)} |"
+            f"| [{nb['name']}](html/{nb['name']}.html) | {nb['seconds']} | {_cell(params, 90)} | "
+            f"`{str(nb.get('git_commit', 'unknown'))[:12]}` | {nb.get('created_utc', '')} | "
+            f"{', '.join(nb.get('cpu_flags', [])) or '—'} |"
         )
     if figures:
         lines += ["", "## Figures", ""]
@@ -322,7 +339,9 @@ def run_reports(
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.parent / f".tmp-{out.name}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
-    (tmp / "notebooks").mkdir(parents=True)
+    if only and out.exists():  # replace these notebooks' parts, keep the others
+        keep_parts(out, tmp, [nb.stem for nb, _ in plan])
+    (tmp / "notebooks").mkdir(parents=True, exist_ok=True)
     runs: list[NotebookRun] = []
     commit = _git_commit()  # the code the notebooks run, before anything can change
     current = "assembling the report"
@@ -350,16 +369,55 @@ def run_reports(
     return out
 
 
+def _part_files(run_dir: Path, stem: str) -> list[Path]:
+    """Every file of notebook ``stem``'s part of a report."""
+    named = [run_dir / "notebooks" / f"{stem}.ipynb", run_dir / "html" / f"{stem}.html",
+             run_dir / "metrics" / f"{stem}.json", run_dir / "claims" / f"{stem}.json",
+             run_dir / "parts" / f"{stem}.json"]
+    return named + sorted(run_dir.glob(f"figures/{stem}_*")) + sorted(run_dir.glob(f"logs/{stem}.*"))
+
+
+def keep_parts(previous: Path, tmp: Path, replaced: list[str]) -> None:
+    """Start ``tmp`` as a copy of the report ``previous`` without the parts of ``replaced``.
+
+    A report written before reports had parts (one ``claims.json``, one provenance) is split
+    first: its claims by their ``notebook``, its provenance into one row per notebook with the
+    report's shared fields."""
+    shutil.copytree(previous, tmp)
+    if not (tmp / "claims").exists() and (tmp / "claims.json").exists():
+        (tmp / "claims").mkdir()
+        for claim in json.loads((tmp / "claims.json").read_text()):
+            path = tmp / "claims" / f"{claim['notebook']}.json"
+            rows = json.loads(path.read_text()) if path.exists() else []
+            path.write_text(json.dumps(rows + [claim], indent=2) + "\n")
+    if not (tmp / "parts").exists() and (tmp / "provenance.json").exists():
+        (tmp / "parts").mkdir()
+        prov = json.loads((tmp / "provenance.json").read_text())
+        for row in prov.get("notebooks", []):
+            metrics_path = tmp / "metrics" / f"{row['name']}.json"
+            dataset = json.loads(metrics_path.read_text()).get("dataset") if metrics_path.exists() else None
+            shared = {k: prov.get(k) for k in ("git_commit", "created_utc", "python", "tensorflow",
+                                                "keras", "numpy", "machine", "processor")}
+            (tmp / "parts" / f"{row['name']}.json").write_text(
+                json.dumps({**shared, **row, "dataset": dataset}, indent=2) + "\n")
+    for stem in replaced:
+        for path in _part_files(tmp, stem):
+            path.unlink(missing_ok=True)
+
+
 def _assemble(tmp: Path, profile: str, runs: list[NotebookRun], commit: str, html: bool) -> None:
-    """HTML copies, ``claims.json``, ``provenance.json`` and ``README.md`` of a finished run."""
-    if html:
-        (tmp / "html").mkdir()
-        for executed in sorted((tmp / "notebooks").glob("*.ipynb")):
-            _html(executed, tmp / "html" / f"{executed.stem}.html")
+    """The parts of the notebooks just run (HTML copy, provenance row), then ``claims.json``,
+    ``provenance.json`` and ``README.md`` rebuilt from every part in ``tmp``."""
+    (tmp / "parts").mkdir(exist_ok=True)
+    for run in runs:
+        if html:
+            (tmp / "html").mkdir(exist_ok=True)
+            _html(tmp / "notebooks" / f"{run.name}.ipynb", tmp / "html" / f"{run.name}.html")
+        (tmp / "parts" / f"{run.name}.json").write_text(json.dumps(part(run, tmp, commit), indent=2) + "\n")
     claims = merge_claims(tmp)
     (tmp / "claims.json").write_text(json.dumps(claims, indent=2) + "\n")
-    shutil.rmtree(tmp / "claims", ignore_errors=True)
-    prov = provenance(profile, runs, tmp, commit)
+    parts = [json.loads(p.read_text()) for p in sorted((tmp / "parts").glob("*.json"))]
+    prov = provenance(profile, parts)
     (tmp / "provenance.json").write_text(json.dumps(prov, indent=2) + "\n")
     figures = sorted((tmp / "figures").glob("*.png"))
     (tmp / "README.md").write_text(render_readme(prov, claims, figures))
