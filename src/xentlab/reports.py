@@ -25,7 +25,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -48,11 +48,16 @@ class ReportError(RuntimeError):
     """A report run failed; the message names the notebook, the cell and the error."""
 
 
+def _utc_now() -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())
+
+
 @dataclass(frozen=True)
 class NotebookRun:
     name: str
     seconds: float
     parameters: Params
+    finished_utc: str = field(default_factory=_utc_now)  # made right after the notebook ran
 
 
 def discover(notebooks_dir: Path = NOTEBOOKS_DIR) -> list[Path]:
@@ -184,7 +189,7 @@ def part(run: NotebookRun, run_dir: Path, commit: str) -> dict[str, Any]:
     dataset = json.loads(metrics_path.read_text()).get("dataset") if metrics_path.exists() else None
     return {
         "name": run.name, "seconds": round(run.seconds, 1), "parameters": run.parameters,
-        "git_commit": commit, "created_utc": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()),
+        "git_commit": commit, "created_utc": run.finished_utc,
         "python": platform.python_version(), "tensorflow": _version("tensorflow-cpu", "tensorflow"),
         "keras": _version("keras"), "numpy": _version("numpy"),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.system()}",
