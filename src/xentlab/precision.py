@@ -32,7 +32,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from xentlab import losses, train
+from xentlab import bench, losses, train
 from xentlab.config import CPU_FEATURES, cpu_features  # re-exported: notebook 09 reads them here
 
 __all__ = ["POLICIES", "OUTPUTS", "CPU_FEATURES", "mlp", "optimizer", "train_grid", "underflow", "loss_errors",
@@ -172,8 +172,8 @@ def step_time(policy: str, x: np.ndarray, y: np.ndarray, *, hidden: int = 1024,
     """Median, min and max milliseconds of one compiled training step (forward, fused loss,
     backward, Adam; a ``LossScaleOptimizer`` under ``mixed_float16``, as ``Model.fit`` would
     wrap it) of :func:`mlp` under ``policy`` on the batch ``x [B, 28, 28]``, ``y [B]``, over
-    ``repeats`` timings of ``steps`` steps each, after one untimed warm-up (``compiled=False``:
-    the same step run eagerly)."""
+    ``repeats`` timings of ``steps`` steps each (:func:`xentlab.bench.timing`, after its untimed
+    warm-up; ``compiled=False``: the same step run eagerly)."""
     if repeats < 3:
         raise ValueError(f"repeats must be >= 3 for a median and a spread, got {repeats}")
     model = mlp(policy, hidden=hidden)
@@ -189,15 +189,15 @@ def step_time(policy: str, x: np.ndarray, y: np.ndarray, *, hidden: int = 1024,
 
     if compiled:
         step = tf.function(step)
-    step().numpy()
-    times = []
-    for _ in range(repeats):
-        tic = time.perf_counter()
+    step().numpy()  # traces a compiled step outside the timings
+
+    def run_steps() -> None:
         for _ in range(steps):
             value = step()
         value.numpy()
-        times.append((time.perf_counter() - tic) / steps * 1e3)
-    return {"ms": float(np.median(times)), "ms_min": float(min(times)), "ms_max": float(max(times))}
+
+    t = bench.timing(run_steps, repeats)
+    return {"ms": t["median"] / steps * 1e3, "ms_min": t["min"] / steps * 1e3, "ms_max": t["max"] / steps * 1e3}
 
 
 def bf16_supported(features: dict[str, bool]) -> bool:
