@@ -68,6 +68,8 @@ def test_smoke_profile_writes_a_complete_report(notebooks, tmp_path):
     assert "## Claims ledger" in readme and "999.n-positive" in readme and "TensorFlow" in readme
     prov = json.loads((out / "provenance.json").read_text())
     assert prov["profile"] == "smoke" and prov["notebooks"][0]["parameters"] == {"n": 3}
+    summary = (out / "summary.md").read_text()
+    assert "[`999.n-positive`](" in summary and "/rep/html/01_ok.html#Check)" in summary
 
 
 def test_failure_keeps_previous_report_and_the_failed_notebook(notebooks, tmp_path, capsys):
@@ -158,6 +160,29 @@ def test_readme_ledger_puts_cited_sources_after_the_documents():
     text = reports.render_readme(prov, claims, [])
     assert text.index("### Document `004_y.txt`") < text.index("### [Mixed precision](https://example.org/mp)")
     assert "(html/09_n.html#1.-tf-first)" in text
+
+
+def test_summary_lists_runs_and_sets_each_claim_beside_the_source():
+    claims = [
+        {"id": "002.a", "source": "002_x.txt", "statement": "trains to 0.987", "verdict": "partly",
+         "expected": {"test_accuracy": 0.987, "tolerance": 0.01}, "measured": {"test_accuracy": 0.97},
+         "measured_text": "test accuracy 0.970 after 20,000 steps", "notebook": "03_n",
+         "section": "4. The `run`"},
+        {"id": "002.b", "source": "002_x.txt", "statement": "s", "expected": 1, "measured": {"x": 1},
+         "verdict": "untested", "reason": "budget: 300 steps", "notebook": "03_n", "section": ""},
+    ]
+    row = {"name": "03_n", "seconds": 4000.0, "parameters": {"steps": 20000}, "git_commit": "abcdef123456",
+           "processor": "Some CPU", "cpu_flags": ["avx2", "avx512f", "amx_bf16"],
+           "dataset": {"name": "mnist"}}
+    prov = {"profile": "paper", "tensorflow": "2", "keras": "3",
+            "notebooks": [row, dict(row, name="01_n", seconds=61.0, parameters={}, cpu_flags=["avx2"])]}
+    text = reports.render_summary(prov, claims, "reports/paper/")
+    assert "2 claims: 0 reproduced, 1 partly, 0 refuted, 1 untested" in text
+    assert "| [03_n](reports/paper/html/03_n.html) | steps 20000 | mnist | 1 h 7 min | Some CPU (avx512f, amx_bf16) | `abcdef1` |" in text
+    assert "| defaults | mnist | 61 s | Some CPU (avx2) |" in text
+    assert ("| [`002.a`](reports/paper/html/03_n.html#4.-The-run): trains to 0.987 | test accuracy 0.987, "
+            "tolerance 0.01 | test accuracy 0.970 after 20,000 steps | ⚠️ partly |") in text
+    assert "| x 1 | ⏸️ untested (budget: 300 steps) |" in text
 
 
 def test_differences_name_the_keys_and_skip_timing():

@@ -315,6 +315,49 @@ def render_readme(prov: dict[str, Any], claims: list[dict[str, Any]], figures: l
     return "\n".join(lines).rstrip() + "\n"
 
 
+def _plain(value: Any) -> str:
+    """A claim's expected or measured value as text: a dict as ``key value`` pairs."""
+    if isinstance(value, dict):
+        return ", ".join(f"{k.replace('_', ' ')} {_plain(v)}" for k, v in value.items())
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _duration(seconds: float) -> str:
+    minutes = round(seconds / 60)
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    return f"{minutes // 60} h {minutes % 60} min" if minutes >= 60 else f"{minutes} min"
+
+
+def render_summary(prov: dict[str, Any], claims: list[dict[str, Any]], base: str) -> str:
+    """A short results table for the project README: one row per notebook (what ran, how long,
+    on which CPU), then every claim with the source's number beside this run's. Links are
+    relative to the README, the report sitting at ``base`` (e.g. ``reports/paper/``)."""
+    marks = {"reproduced": "✅ reproduced", "partly": "⚠️ partly", "refuted": "❌ refuted",
+             "untested": "⏸️ untested"}
+    counts = ", ".join(f"{sum(c['verdict'] == v for c in claims)} {v}" for v in marks)
+    lines = [f"Profile `{prov['profile']}`, {len(claims)} claims: {counts}. TensorFlow "
+             f"{prov['tensorflow']}, Keras {prov['keras']}; the full report is "
+             f"[{base}README.md]({base}README.md).", "",
+             "| notebook | parameters (beyond the defaults) | dataset | wall time | CPU | commit |",
+             "|---|---|---|---|---|---|"]
+    for nb in prov["notebooks"]:
+        flags = ", ".join(f for f in nb.get("cpu_flags", []) if f in ("avx512f", "amx_bf16")) or "avx2"
+        cpu = f"{nb.get('processor', 'unknown')} ({flags})" if nb.get("cpu_flags") else nb.get("processor", "unknown")
+        dataset = (nb.get("dataset") or {}).get("name", "—")
+        lines.append(
+            f"| [{nb['name']}]({base}html/{nb['name']}.html) | {_cell(_plain(nb['parameters'] or 'defaults'), 90)} | "
+            f"{dataset} | {_duration(nb['seconds'])} | {cpu} | `{str(nb.get('git_commit', 'unknown'))[:7]}` |")
+    lines += ["", "| claim | the source says | this run measured | verdict |", "|---|---|---|---|"]
+    for c in claims:
+        anchor = "#" + _anchor(c["section"]) if c.get("section") else ""
+        lines.append(
+            f"| [`{c['id']}`]({base}html/{c['notebook']}.html{anchor}): {_cell(c['statement'], 90)} | "
+            f"{_cell(_plain(c['expected']), 80)} | {_cell(c.get('measured_text') or _plain(c['measured']), 160)} | "
+            f"{marks[c['verdict']]}" + (f" ({_cell(c['reason'], 90)})" if c.get("reason") else "") + " |")
+    return "\n".join(lines) + "\n"
+
+
 def run_reports(
     profile: str = "ci",
     *,
@@ -359,7 +402,7 @@ def run_reports(
             runs.append(NotebookRun(nb.stem, time.perf_counter() - start, params))
             print(f"[{i}/{len(plan)}] {nb.stem} done in {runs[-1].seconds:.1f} s", flush=True)
         current = "assembling the report"
-        _assemble(tmp, profile, runs, commit, html)
+        _assemble(tmp, profile, runs, commit, html, os.path.relpath(out, PROJECT_ROOT) + "/")
         _replace(tmp, out)
     except BaseException as err:
         failed = out.parent / f"{out.name}.failed"
@@ -410,9 +453,10 @@ def keep_parts(previous: Path, tmp: Path, replaced: list[str]) -> None:
             path.unlink(missing_ok=True)
 
 
-def _assemble(tmp: Path, profile: str, runs: list[NotebookRun], commit: str, html: bool) -> None:
+def _assemble(tmp: Path, profile: str, runs: list[NotebookRun], commit: str, html: bool, base: str) -> None:
     """The parts of the notebooks just run (HTML copy, provenance row), then ``claims.json``,
-    ``provenance.json`` and ``README.md`` rebuilt from every part in ``tmp``."""
+    ``provenance.json``, ``README.md`` and ``summary.md`` (links relative to the project root,
+    the report being at ``base``) rebuilt from every part in ``tmp``."""
     (tmp / "parts").mkdir(exist_ok=True)
     for run in runs:
         if html:
@@ -426,6 +470,7 @@ def _assemble(tmp: Path, profile: str, runs: list[NotebookRun], commit: str, htm
     (tmp / "provenance.json").write_text(json.dumps(prov, indent=2) + "\n")
     figures = sorted((tmp / "figures").glob("*.png"))
     (tmp / "README.md").write_text(render_readme(prov, claims, figures))
+    (tmp / "summary.md").write_text(render_summary(prov, claims, base))
 
 
 def _replace(new: Path, dest: Path) -> None:
