@@ -19,7 +19,8 @@ def test_training_curves_marks_exact_zero_gradients():
     assert list(marker.get_xdata()) == [10] and marker.get_ydata()[0] == 0.05  # floor = 0.5 / 10
     assert norm.get_yscale() == "log" and list(zero.lines[0].get_ydata()) == [1.0, 1.0, 0.0]
     assert acc.get_title().endswith("last: manual 0.90, fused 0.90")
-    assert norm.get_title().endswith("exactly 0: manual at 1 of 3, fused at 1 of 3 evaluations")
+    assert norm.get_title().endswith("evaluations at exactly 0 (of 3):\nmanual 1, fused 1")
+    assert zero.get_title().endswith("(mean over steps):\nmanual 67%, fused 67%")
 
 
 def _h(**kw):

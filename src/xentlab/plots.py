@@ -49,17 +49,20 @@ def training_curves(histories: Mapping[str, History],
                          color=COLORS.get(name), ms=6, label=f"{name}: exactly 0 (at the floor)")
     axes[0].axhline(0.1, color="grey", ls=":", lw=1, label="chance (0.1)")
     last_acc = ", ".join(f"{n} {h.train_accuracy[-1]:.2f}" for n, h in histories.items() if h.train_accuracy)
-    zeros = ", ".join(f"{n} at {int(np.sum(np.array(h.grad_norm) == 0))} of {len(h.grad_norm)}"
-                      for n, h in histories.items() if np.any(np.array(h.grad_norm) == 0))
+    evals = {len(h.grad_norm) for h in histories.values()}
+    of = f" (of {evals.pop()})" if len(evals) == 1 else ""
+    zeros = ", ".join(f"{n} {int(np.sum(np.array(h.grad_norm) == 0))}" for n, h in histories.items()
+                      if np.any(np.array(h.grad_norm) == 0))
     dead = ", ".join(f"{n} {np.mean(h.zero_grad_wrong_fraction):.0%}" for n, h in histories.items()
                      if h.zero_grad_wrong_fraction)
-    axes[0].set(title=f"training-batch accuracy (no dropout)\nlast: {last_acc}", xlabel="step",
-                ylabel="accuracy (fraction)", ylim=(0, 1.02))
-    axes[1].set(title="gradient global norm\n" + (f"exactly 0: {zeros} evaluations" if zeros else
-                                                  "never exactly 0"),
-                xlabel="step", ylabel="‖∇θ L‖ (loss units)", yscale="log")
-    axes[2].set(title=f"misclassified, yet exactly zero logit gradient\nmean over steps: {dead}",
-                xlabel="step", ylabel="fraction of misclassified examples", ylim=(-0.02, 1.02))
+    axes[0].set_title(f"training-batch accuracy (no dropout)\nlast: {last_acc}", fontsize=10)
+    axes[0].set(xlabel="step", ylabel="accuracy (fraction)", ylim=(0, 1.02))
+    axes[1].set_title("gradient global norm\n" + (f"evaluations at exactly 0{of}:\n{zeros}" if zeros else
+                                                  "never exactly 0"), fontsize=10)
+    axes[1].set(xlabel="step", ylabel="‖∇θ L‖ (loss units)", yscale="log")
+    axes[2].set_title(f"misclassified examples with an exactly zero\nlogit gradient (mean over steps):\n{dead}",
+                      fontsize=10)
+    axes[2].set(xlabel="step", ylabel="fraction of misclassified examples", ylim=(-0.02, 1.02))
     for ax in axes:
         ax.legend(fontsize=7, loc="best")
         ax.grid(alpha=0.3)
