@@ -181,7 +181,7 @@ def test_summary_lists_runs_and_sets_each_claim_beside_the_source():
     assert "| [03_n](reports/paper/html/03_n.html) | steps 20000 | mnist | 1 h 7 min | Some CPU (avx512f, amx_bf16) | `abcdef1` |" in text
     assert "| defaults | mnist | 61 s | Some CPU (avx2) |" in text
     assert ("| [`002.a`](reports/paper/html/03_n.html#4.-The-run): trains to 0.987 | test accuracy 0.987, "
-            "tolerance 0.01 | test accuracy 0.970 after 20,000 steps | ⚠️ partly |") in text
+            "tolerance 0.01 | test accuracy 0.970 after 20,000 steps | ⚠️ **partly** |") in text
     assert "| x 1 | ⏸️ untested (budget: 300 steps) |" in text
 
 

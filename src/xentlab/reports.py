@@ -249,11 +249,14 @@ def _anchor(section: str) -> str:
     return section.strip().replace("`", "").replace(" ", "-")
 
 
+#: How a verdict is shown in the reports' tables (the ones to look at in bold).
+MARKS = {"reproduced": "✅ reproduced", "partly": "⚠️ **partly**", "refuted": "❌ **refuted**",
+         "untested": "⏸️ untested"}
+
+
 def render_readme(prov: dict[str, Any], claims: list[dict[str, Any]], figures: list[Path]) -> str:
     """The report's README.md: the claims ledger first, then provenance and figures."""
-    marks = {"reproduced": "✅ reproduced", "partly": "⚠️ **partly**", "refuted": "❌ **refuted**",
-             "untested": "⏸️ untested"}
-    counts = {v: sum(c["verdict"] == v for c in claims) for v in marks}
+    counts = {v: sum(c["verdict"] == v for c in claims) for v in MARKS}
     lines = [
         f"# xentlab report — profile `{prov['profile']}`",
         "",
@@ -283,7 +286,7 @@ def render_readme(prov: dict[str, Any], claims: list[dict[str, Any]], figures: l
             lines.append(
                 f"| [`{c['id']}`]({link}) ([html](html/{c['notebook']}.html{anchor})) | "
                 f"{_cell(c['statement'], 110)} | {_cell(c['expected'])} | "
-                f"{_cell(c.get('measured_text') or c['measured'], 240)} | {marks[c['verdict']]}"
+                f"{_cell(c.get('measured_text') or c['measured'], 240)} | {MARKS[c['verdict']]}"
                 + (f" ({_cell(c['reason'])})" if c.get("reason") else "") + " |"
             )
     lines += [
@@ -333,9 +336,7 @@ def render_summary(prov: dict[str, Any], claims: list[dict[str, Any]], base: str
     """A short results table for the project README: one row per notebook (what ran, how long,
     on which CPU), then every claim with the source's number beside this run's. Links are
     relative to the README, the report sitting at ``base`` (e.g. ``reports/paper/``)."""
-    marks = {"reproduced": "✅ reproduced", "partly": "⚠️ partly", "refuted": "❌ refuted",
-             "untested": "⏸️ untested"}
-    counts = ", ".join(f"{sum(c['verdict'] == v for c in claims)} {v}" for v in marks)
+    counts = ", ".join(f"{sum(c['verdict'] == v for c in claims)} {v}" for v in MARKS)
     lines = [f"Profile `{prov['profile']}`, {len(claims)} claims: {counts}. TensorFlow "
              f"{prov['tensorflow']}, Keras {prov['keras']}; the full report is "
              f"[{base}README.md]({base}README.md).", "",
@@ -354,7 +355,7 @@ def render_summary(prov: dict[str, Any], claims: list[dict[str, Any]], base: str
         lines.append(
             f"| [`{c['id']}`]({base}html/{c['notebook']}.html{anchor}): {_cell(c['statement'], 90)} | "
             f"{_cell(_plain(c['expected']), 80)} | {_cell(c.get('measured_text') or _plain(c['measured']), 160)} | "
-            f"{marks[c['verdict']]}" + (f" ({_cell(c['reason'], 90)})" if c.get("reason") else "") + " |")
+            f"{MARKS[c['verdict']]}" + (f" ({_cell(c['reason'], 90)})" if c.get("reason") else "") + " |")
     return "\n".join(lines) + "\n"
 
 
