@@ -343,8 +343,9 @@ def render_summary(prov: dict[str, Any], claims: list[dict[str, Any]], base: str
              "| notebook | parameters (beyond the defaults) | dataset | wall time | CPU | commit |",
              "|---|---|---|---|---|---|"]
     for nb in prov["notebooks"]:
-        flags = ", ".join(f for f in nb.get("cpu_flags", []) if f in ("avx512f", "amx_bf16")) or "avx2"
-        cpu = f"{nb.get('processor', 'unknown')} ({flags})" if nb.get("cpu_flags") else nb.get("processor", "unknown")
+        flags = nb.get("cpu_flags", [])
+        flags = ", ".join(f for f in flags if f in ("avx512f", "amx_bf16")) or ", ".join(flags) or "flags unknown"
+        cpu = f"{nb.get('processor', 'unknown')} ({flags})"
         dataset = (nb.get("dataset") or {}).get("name", "—")
         lines.append(
             f"| [{nb['name']}]({base}html/{nb['name']}.html) | {_cell(_plain(nb['parameters'] or 'defaults'), 90)} | "
