@@ -169,7 +169,10 @@ def test_claim_sections_are_numbered_headings(path):
     assert not unnumbered, f"{path.name}: sections without a number: {unnumbered}"
 
 
-GUIDE_BEGIN, GUIDE_END = "<!-- decision-guide:begin -->", "<!-- decision-guide:end -->"
+def _embedded(readme: str, name: str) -> str:
+    begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+    assert begin in readme and end in readme, f"README lacks the {name} markers"
+    return readme.split(begin, 1)[1].split(end, 1)[0].strip()
 
 
 def test_readme_embeds_the_generated_decision_guide():
@@ -177,12 +180,20 @@ def test_readme_embeds_the_generated_decision_guide():
     committed ``ci`` report, verbatim (regenerate the report, then paste it between the markers)."""
     from xentlab.config import PROJECT_ROOT
 
-    readme = (PROJECT_ROOT / "README.md").read_text()
     guide = (PROJECT_ROOT / "reports" / "ci" / "decision_guide.md").read_text()
-    assert GUIDE_BEGIN in readme and GUIDE_END in readme, "README lacks the decision-guide markers"
-    embedded = readme.split(GUIDE_BEGIN, 1)[1].split(GUIDE_END, 1)[0]
-    assert embedded.strip() == guide.strip(), "README's decision guide differs from reports/ci/decision_guide.md"
+    embedded = _embedded((PROJECT_ROOT / "README.md").read_text(), "decision-guide")
+    assert embedded == guide.strip(), "README's decision guide differs from reports/ci/decision_guide.md"
     assert guide.startswith("## Which cross-entropy should I use?")
+
+
+def test_readme_embeds_the_paper_summary():
+    """README's results at the documents' scale are ``reports/paper/summary.md``, which the
+    report writes from its parts, verbatim (paste it between the markers after a paper run)."""
+    from xentlab.config import PROJECT_ROOT
+
+    summary = (PROJECT_ROOT / "reports" / "paper" / "summary.md").read_text()
+    embedded = _embedded((PROJECT_ROOT / "README.md").read_text(), "paper-summary")
+    assert embedded == summary.strip(), "README's paper results differ from reports/paper/summary.md"
 
 
 def test_readme_links_every_notebook():
