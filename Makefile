@@ -10,12 +10,14 @@ UV_VERSION := 0.13.8
 STAMP    := $(VENV)/.installed
 # TensorFlow's C++ logs (oneDNN notices etc.) go to stderr; keep them out of every run.
 export TF_CPP_MIN_LOG_LEVEL := 2
-# TensorFlow enables its oneDNN CPU kernels only on some x86 CPUs (AVX-512 ones); elsewhere it
-# uses Eigen's, whose softmax rounds a saturated row's top value to 0.99999994 instead of 1.0 and
-# which keeps no allocator statistics. The same kernels everywhere (xentlab.config.TF_ENVIRONMENT).
-export TF_ENABLE_ONEDNN_OPTS := 1
+# TensorFlow picks its oneDNN or Eigen CPU kernels from the CPU's flags unless this is set
+# (docs/glossary.md, "oneDNN and Eigen kernels"); the two print different digits. oneDNN on every
+# x86 machine by default (xentlab.config.TF_ENVIRONMENT); `TF_ENABLE_ONEDNN_OPTS=0 make nbval`
+# checks the committed notebooks under Eigen's kernels.
+export TF_ENABLE_ONEDNN_OPTS ?= 1
+NBVAL := $(PY) -m pytest -q -p no:randomly --nbval --nbval-current-env --nbval-sanitize-with notebooks/sanitize.cfg notebooks
 
-.PHONY: help setup data reports test notebooks lab lint clean lock bench reproduce-check
+.PHONY: help setup data reports test nbval notebooks lab lint clean lock bench reproduce-check
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -37,12 +39,16 @@ data: $(STAMP) ## fetch and verify both datasets (mnist10k, then mnist, the defa
 	$(PY) -m xentlab data --dataset mnist10k
 	$(PY) -m xentlab data --dataset mnist
 
-reports: data ## run every notebook with papermill into reports/$(PROFILE)/ (PROFILE=smoke|ci|paper)
+reports: data ## run every notebook with papermill into reports/$(PROFILE)/ (PROFILE=smoke|ci|paper), then the README's generated sections
 	$(PY) -m xentlab reports --profile $(PROFILE)
+	$(PY) -m xentlab readme
 
 test: data ## unit, property and pipeline tests, then nbval over the committed notebooks
 	$(PY) -m pytest -q tests
-	$(PY) -m pytest -q -p no:randomly --nbval --nbval-current-env --nbval-sanitize-with notebooks/sanitize.cfg notebooks
+	$(NBVAL)
+
+nbval: data ## nbval alone (TF_ENABLE_ONEDNN_OPTS=0 make nbval: under Eigen's CPU kernels)
+	$(NBVAL)
 
 notebooks: data ## re-execute the committed notebooks in place with their default parameters
 	$(PY) -m xentlab notebooks

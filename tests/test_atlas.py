@@ -410,3 +410,14 @@ def test_guide_number_formats_are_stable():
     assert atlas._fmt_small(0.0) == "0"
     assert atlas._fmt_small(math.inf) == "inf" and atlas._fmt_small(math.nan) == "NaN"
     assert atlas._fmt_value(CAP) == "16.118" and atlas._fmt_value(-math.inf) == "-inf"
+
+
+def test_modes_show_grapplers_log_softmax_rewrite_only_in_a_forward_graph():
+    rows = {r["mode"]: r for r in atlas.modes(gap=100.0)}
+    assert list(rows) == list(atlas.MODES)
+    eager, forward, both = (rows[m] for m in atlas.MODES)
+    assert not eager["value_finite"] and not eager["grad_finite"] and eager["log_softmax"] is None
+    assert forward["value"] == forward["oracle"] == 100.0 and forward["log_softmax"]
+    assert forward["grad_finite"] is None and "Softmax" not in forward["op_types"]
+    assert not both["value_finite"] and not both["grad_finite"] and not both["log_softmax"]
+    assert {"Softmax", "Log"} <= set(both["op_types"])

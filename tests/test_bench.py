@@ -35,11 +35,23 @@ def test_ce_cost_rows_cover_each_method_and_mode_with_the_floor():
                 "ratio_to_floor", "bound_ms", "peak_bytes"} <= set(r)
         assert 0 < r["ms_min"] <= r["ms"] <= r["ms_max"] and r["floor_ms"] > 0
         assert r["ratio_to_floor"] == pytest.approx(r["ms"] / r["floor_ms"])
+    floors = {(r["compiled"], r["floor_ms"]) for r in rows}
+    assert len(floors) == 2  # one floor per compiler, shared by its rows
     dense = next(r for r in rows if r["method"] == "fused")
     assert dense["bound_ms"] == pytest.approx(1e3 * 3 * 16 * 50 * 4 / 10e9)
     assert bench.fastest(rows, 50)["ms"] == min(r["ms"] for r in rows)
     with pytest.raises(ValueError, match="no rows"):
         bench.fastest(rows, 7)
+
+
+def test_peak_bytes_counts_what_a_call_allocates_or_says_none():
+    from xentlab import config
+
+    peak = bench.peak_bytes(lambda: tf.zeros([256, 1024]).numpy())
+    if config.kernel_set()["onednn"]:
+        assert peak is not None and peak >= 256 * 1024 * 4
+    else:  # Eigen's kernels: no CPU allocator statistics on the CPUs measured so far
+        assert peak is None or peak >= 256 * 1024 * 4
 
 
 def test_too_few_repeats_are_refused():
@@ -61,5 +73,18 @@ def test_markdown_names_the_floor_and_the_fastest_row():
                            "achieved_gflops": 200.0, "fraction_of_matmul_peak": 0.5,
                            "matmul_peak_gflops": 400.0}}
     text = bench.to_markdown(result)
-    assert "| classes | floor ms |" in text and "50.0 (40.0–60.0)" in text
+    assert "| classes | floor ms (graph / XLA) |" in text and "50.0 (40.0–60.0)" in text
     assert "Fastest at 100 classes: manual with XLA, 2.00 ms = 2.00× the floor." in text
+
+
+def test_forward_backward_ms_times_the_loss_and_its_gradient():
+    y = tf.one_hot([0, 1], 3)
+    z = tf.zeros([2, 3])
+    t = bench.forward_backward_ms(lambda a, b: tf.nn.softmax_cross_entropy_with_logits(a, b), y, z, 5)
+    assert set(t) == {"min", "median", "max"} and 0 < t["min"] <= t["median"] <= t["max"]
+
+
+def test_clearly_needs_ranges_that_do_not_overlap():
+    fast, slow = {"min": 1.0, "median": 1.1, "max": 1.2}, {"min": 1.3, "median": 1.5, "max": 2.0}
+    assert bench.clearly(fast, slow) == "faster" and bench.clearly(slow, fast) == "slower"
+    assert bench.clearly(fast, {"min": 1.15, "median": 1.5, "max": 2.0}) == "no clear difference"

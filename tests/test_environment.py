@@ -67,3 +67,31 @@ def test_tensorflow_environment_pins_onednn_and_respects_the_user(monkeypatch):
     config.set_tensorflow_environment()
     assert os.environ["TF_ENABLE_ONEDNN_OPTS"] == "1"
     assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == "0"
+
+
+def test_onednn_default_follows_tensorflows_linux_policy(tmp_path):
+    """``DefaultOneDnnPolicy`` (tensorflow/core/util/port.cc): AVX-512 alone is not enough,
+    AVX-VNNI without AVX-512 is."""
+    from xentlab import config
+
+    def features(flags: str) -> dict[str, bool]:
+        info = tmp_path / "cpuinfo"
+        info.write_text(f"processor : 0\nflags : {flags}\n")
+        return config.cpu_features(info)
+
+    assert not config.onednn_default(features("sse avx2 avx512f"))
+    assert config.onednn_default(features("avx2 avx_vnni"))
+    assert config.onednn_default(features("avx2 avx512f avx512_vnni avx512_bf16"))
+    assert config.onednn_default(features("avx512f amx_tile amx_bf16"))
+    assert not config.onednn_default(config.cpu_features(tmp_path / "missing"))
+
+
+def test_kernel_set_asks_tensorflow_in_a_fresh_process():
+    """The variable is read once per process, so each setting gets its own."""
+    from xentlab import notebook
+
+    code = "import json; from xentlab import config; print(json.dumps(config.kernel_set()))"
+    on, off = (notebook.run_with_kernels(code, onednn=v) for v in (True, False))
+    assert (on["onednn"], on["TF_ENABLE_ONEDNN_OPTS"]) == (True, "1")
+    assert (off["onednn"], off["TF_ENABLE_ONEDNN_OPTS"]) == (False, "0")
+    assert on["deciding_flags"] == off["deciding_flags"]

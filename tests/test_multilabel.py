@@ -237,7 +237,7 @@ def test_evaluate_rules_scores_each_rule():
     rows = multilabel.evaluate_rules(perfect, y, perfect, y, np.array([0.5]))
     assert [r["rule"] for r in rows] == list(multilabel.RULES)
     assert all(r["exact"] == 1.0 and r["macro_f1"] == 1.0 and r["exact_one"] == 1.0
-               and r["exact_two"] == 1.0 for r in rows)
+               and r["exact_two"] == 1.0 and r["val_exact"] == 1.0 for r in rows)
 
 
 def test_train_and_evaluate_learns_a_separable_task():
@@ -252,7 +252,8 @@ def test_train_and_evaluate_learns_a_separable_task():
 
 def test_summarise_means_and_ranges_over_seeds():
     rows = [{"loss": "sigmoid", "seed": s, "rule": rule, "threshold": 0.5, "exact": 0.6 + 0.2 * s,
-             "macro_f1": 0.8, "exact_one": 0.9, "exact_two": 0.5 + 0.1 * s}
+             "macro_f1": 0.8, "exact_one": 0.9, "exact_two": 0.5 + 0.1 * s, "val_exact": 0.5,
+             "val_macro_f1": 0.7}
             for s in (0, 1) for rule in multilabel.RULES]
     summary = multilabel.summarise(rows)
     assert list(summary) == [("sigmoid", rule) for rule in multilabel.RULES]
@@ -261,6 +262,16 @@ def test_summarise_means_and_ranges_over_seeds():
     assert entry["macro_f1_range"] == 0.0 and entry["exact_two"] == pytest.approx(0.55)
     table = multilabel.format_summary(summary).splitlines()
     assert len(table) == 1 + len(multilabel.RULES) and "0.700 [0.200]" in table[1]
+
+
+def test_chosen_rules_choose_on_validation_and_report_test():
+    def entry(val, test):
+        return {"val_exact": val, "exact": test, "val_macro_f1": test, "macro_f1": val}
+
+    r1, r2, r3 = multilabel.RULES
+    summary = {("sigmoid", r1): entry(0.5, 0.99), ("sigmoid", r2): entry(0.8, 0.6), ("sigmoid", r3): entry(0.7, 0.9)}
+    assert multilabel.chosen_rules(summary) == {"sigmoid": {"rule": r2, "val": 0.8, "test": 0.6}}
+    assert multilabel.chosen_rules(summary, "macro_f1")["sigmoid"]["rule"] == r1  # its val_macro_f1 is 0.99
 
 
 def test_run_study_covers_every_loss_and_seed():

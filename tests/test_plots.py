@@ -7,20 +7,22 @@ matplotlib.use("Agg")
 from xentlab import plots, train  # noqa: E402
 
 
-def test_training_curves_marks_exact_zero_gradients():
+def test_training_curves_marks_exact_zero_gradients_one_row_per_run():
     h = train.History(step=[0, 10, 20], grad_norm=[1.0, 0.0, 0.5], train_accuracy=[0.1, 0.5, 0.9],
-                      zero_fraction=[0.9, 0.5, 0.1], zero_grad_wrong_fraction=[1.0, 1.0, 0.0])
-    fig = plots.training_curves({"manual": h, "fused": h})
+                      zero_fraction=[0.9, 0.5, 0.1], zero_grad_wrong_fraction=[1.0, 1.0, float("nan")])
+    fig = plots.training_curves({"manual (oneDNN)": h, "manual (Eigen)": h, "fused": h})
     acc, norm, zero = fig.axes
-    assert len(acc.lines) == 3  # two losses and the chance line
-    labels = [line.get_label() for line in norm.lines]
-    assert "manual: exactly 0 (at the floor)" in labels
-    marker = next(line for line in norm.lines if line.get_label().startswith("manual: exactly"))
-    assert list(marker.get_xdata()) == [10] and marker.get_ydata()[0] == 0.05  # floor = 0.5 / 10
-    assert norm.get_yscale() == "log" and list(zero.lines[0].get_ydata()) == [1.0, 1.0, 0.0]
-    assert acc.get_title().endswith("last: manual 0.90, fused 0.90")
-    assert norm.get_title().endswith("evaluations at exactly 0 (of 3):\nmanual 1, fused 1")
-    assert zero.get_title().endswith("(mean over steps):\nmanual 67%, fused 67%")
+    assert len(acc.lines) == 4  # three runs and the chance line
+    ticks = {line.get_label(): line for line in norm.lines if ": exactly 0" in line.get_label()}
+    assert set(ticks) == {"manual (oneDNN): exactly 0 at 1 of 3", "manual (Eigen): exactly 0 at 1 of 3",
+                          "fused: exactly 0 at 1 of 3"}
+    rows = [t.get_ydata()[0] for t in ticks.values()]
+    assert rows[0] == 0.05 and len(set(rows)) == 3  # floor = 0.5 / 10, then one row per run
+    assert all(list(t.get_xdata()) == [10] for t in ticks.values())
+    assert norm.get_yscale() == "log"
+    assert list(zero.lines[0].get_ydata())[:2] == [1.0, 1.0]  # the NaN (none wrong) is a gap
+    eigen = next(line for line in acc.lines if line.get_label() == "manual (Eigen)")
+    assert eigen.get_color() == plots.COLORS["manual"] and eigen.get_linewidth() < acc.lines[0].get_linewidth()
 
 
 def _h(**kw):
@@ -69,7 +71,8 @@ def test_multilabel_results_bars_per_rule_and_curves():
     assert len(exact.patches) == 4 and len(curves.lines) == 2
     assert exact.patches[0].get_facecolor() == exact.patches[2].get_facecolor()  # colour = loss
     assert exact.patches[0].get_hatch() != exact.patches[2].get_hatch()  # hatching = rule
-    assert exact.get_title() == "exact-set accuracy (best rule per loss):\nx 0.10, others 0.50–0.50"
+    assert exact.get_title() == "test exact-set accuracy, every decision rule\n(thresholds chosen on the validation pairs)"
+    assert len({line.get_linestyle() for line in curves.lines}) == len(curves.lines)  # overlapping curves stay apart
     assert curves.get_title() == "training, seed 0: x peaks at 0.80, ends at 0.30"
     assert [type(c).__name__ for c in exact.containers] == ["ErrorbarContainer", "BarContainer"] * 2
 
@@ -131,7 +134,9 @@ def test_ce_cost_draws_both_modes_the_floor_and_leaves_out_untracked_memory():
     fig = plots.ce_cost(rows, ("fused", "manual"))
     ax_t, ax_m = fig.axes
     assert len(ax_t.lines) == 4 + 2  # two methods x two modes, the floor and 1.3x
-    assert "floor: one exp pass" in [line.get_label() for line in ax_t.lines]
+    assert "floor: one exp pass (same compiler)" in [line.get_label() for line in ax_t.lines]
+    xla = next(line for line in ax_t.lines if line.get_label().endswith("XLA (hollow, dashed)"))
+    assert xla.get_markerfacecolor() == "white" and xla.get_linestyle() == "--"
     assert list(ax_t.lines[0].get_ydata()) == [2.5, 2.5]
     assert list(ax_m.lines[0].get_xdata()) == [1000]
     assert [line.get_label() for line in ax_m.lines] == ["fused = manual", "one [256, C] float32 array"]
@@ -147,6 +152,15 @@ def test_ce_cost_titles_state_the_largest_c():
     assert "at C = 1,000: fastest fused (1.20×)" in ax_t.get_title()
     assert "least fused (2 MiB)" in ax_m.get_title()
     assert [line.get_label() for line in ax_m.lines][:2] == ["fused", "manual"]
+
+
+def test_ce_cost_says_when_memory_was_not_measured():
+    rows = [{"method": m, "classes": c, "compiled": comp, "ms": 1.0, "floor_ms": 0.4, "bound_ms": 0.5,
+             "ratio_to_floor": 2.5, "peak_bytes": None}
+            for m in ("fused", "manual") for c in (10, 1000) for comp in (False, True)]
+    ax_t, ax_m = plots.ce_cost(rows, ("fused", "manual")).axes
+    assert ax_m.get_title().startswith("Extra memory per call: not measured")
+    assert [line.get_label() for line in ax_m.lines] == ["one [256, C] float32 array"]
 
 
 def test_keras_training_one_line_per_run_and_the_ceiling():
@@ -191,18 +205,20 @@ def test_sum_vs_mean_title_counts_sum_against_mean():
     sweep = {("sgd", 16, "mean"): _h(), ("sgd", 16, "sum"): _h(diverged_at=2),
              ("adam", 16, "mean"): _h(), ("adam", 16, "sum"): _h(loss=[2.3, 1.0, 0.5 * 16 + 0.01])}
     fig = plots.sum_vs_mean(sweep, {"sgd": 0.1, "adam": 0.001}, {"sgd": "SGD", "adam": "Adam"})
-    assert fig._suptitle.get_text().endswith("SGD: worse at 1; Adam: same at 1")
-    assert fig._suptitle.get_text().startswith("Last logged training loss per example, sum against mean")
+    assert fig._suptitle.get_text().endswith("SGD: worse at 1 of 1; Adam: same at 1 of 1")
+    assert fig._suptitle.get_text().startswith("Does the sum end worse than the mean?")
 
 
-def test_mixed_precision_markers_and_titles():
-    rows = [{"policy": p, "output": o, "method": m, "grid": True,
-             "test_accuracy": 0.5 if (p, m) == ("f16", "manual") else 0.9}
-            for p, o in (("f32", "f32"), ("f16", "16-bit")) for m in ("manual", "fused")]
+def test_mixed_precision_averages_seeds_and_splits_range_from_rounding():
+    rows = [{"policy": p, "output": o, "method": m, "grid": True, "seed": seed,
+             "test_accuracy": (0.5 if (p, m) == ("f16", "manual") else 0.9) + 0.1 * seed}
+            for p, o in (("f32", "f32"), ("f16", "16-bit")) for m in ("manual", "fused") for seed in (0, 1)]
     rows.append({"policy": "f16", "output": "f32", "method": "fused", "grid": False, "test_accuracy": 0.1})
-    fig = plots.mixed_precision(rows, {"f16": {"lost": 0.01, "lost_scaled": 0.0}})
+    lost = {"float16": {"lost": 0.01, "recovered": 0.0075}, "bfloat16": {"lost": 0.0002, "recovered": 0.0}}
+    fig = plots.mixed_precision(rows, lost)
     ax_a, ax_g = fig.axes
     assert [line.get_label() for line in ax_a.lines] == ["manual", "fused"]  # the extra run is left out
-    assert ax_a.get_title() == "lowest: manual, f16, output 16-bit (0.500; best 0.900)"
-    assert ax_g.get_title() == "most lost: f16 (1%)" and len(ax_g.patches) == 2
-    assert [t.get_text() for t in ax_g.texts] == ["1.000%", "0.000%"]
+    assert list(ax_a.lines[0].get_ydata()) == [0.95, 0.55]  # means over the two seeds
+    assert ax_a.get_title() == "test accuracy after training (mean of 2 seeds)"
+    assert ax_g.get_title() == "gradient elements lost without a loss scale" and len(ax_g.patches) == 4
+    assert [t.get_text() for t in ax_g.texts] == [" 0.750% + 0.250%", " 0.000% + 0.020%"]

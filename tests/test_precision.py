@@ -82,3 +82,10 @@ def test_train_grid_one_row_per_setting():
                         ("mixed_float16", "float32", True, True), ("mixed_bfloat16", "16-bit", False, True),
                         ("mixed_bfloat16", "float32", False, True), ("mixed_float16", "float32", False, False)]
     assert all(0.0 <= r["test_accuracy"] <= 1.0 and r["seconds"] > 0 for r in rows)
+
+
+def test_train_grid_repeats_the_grid_per_seed_and_the_unscaled_run_once():
+    data = SimpleNamespace(x_train=X, y_train=Y, x_test=X[:8], y_test=Y[:8])
+    rows = precision.train_grid(data, steps=2, hidden=8, methods=("fused",), batch_size=8, seeds=(0, 3))
+    assert [r["seed"] for r in rows] == [0] * 5 + [3] * 5 + [0]
+    assert sum(not r["grid"] for r in rows) == 1 and all(r["skipped_steps"] == 0 for r in rows)

@@ -174,15 +174,28 @@ def test_summary_lists_runs_and_sets_each_claim_beside_the_source():
     row = {"name": "03_n", "seconds": 4000.0, "parameters": {"steps": 20000}, "git_commit": "abcdef123456",
            "processor": "Some CPU", "cpu_flags": ["avx2", "avx512f", "amx_bf16"],
            "dataset": {"name": "mnist"}}
+    eigen = {"onednn": False, "TF_ENABLE_ONEDNN_OPTS": "0", "deciding_flags": [], "onednn_default": False}
     prov = {"profile": "paper", "tensorflow": "2", "keras": "3",
-            "notebooks": [row, dict(row, name="01_n", seconds=61.0, parameters={}, cpu_flags=["avx2"])]}
+            "notebooks": [row, dict(row, name="01_n", seconds=61.0, parameters={}, kernels=eigen)]}
     text = reports.render_summary(prov, claims, "reports/paper/")
     assert "2 claims: 0 reproduced, 1 partly, 0 refuted, 1 untested" in text
-    assert "| [03_n](reports/paper/html/03_n.html) | steps 20000 | mnist | 1 h 7 min | Some CPU (avx512f, amx_bf16) | `abcdef1` |" in text
-    assert "| defaults | mnist | 61 s | Some CPU (avx2) |" in text
+    assert "| [03_n](reports/paper/html/03_n.html) | steps 20000 | mnist | 1 h 7 min | Some CPU (kernels not recorded) | `abcdef1` |" in text
+    assert "| defaults | mnist | 61 s | Some CPU (Eigen kernels) |" in text
     assert ("| [`002.a`](reports/paper/html/03_n.html#4.-The-run): trains to 0.987 | test accuracy 0.987, "
             "tolerance 0.01 | test accuracy 0.970 after 20,000 steps | ⚠️ **partly** |") in text
     assert "| x 1 | ⏸️ untested (budget: 300 steps) |" in text
+
+
+def test_kernels_text_names_the_kernel_set_and_why():
+    on = {"kernels": {"onednn": True, "TF_ENABLE_ONEDNN_OPTS": None,
+                      "deciding_flags": ["avx512_vnni", "avx512_bf16"], "onednn_default": True}}
+    assert reports.kernels_text(on) == ("oneDNN (TensorFlow's default; the default here: oneDNN, "
+                                        "from avx512_vnni, avx512_bf16)")
+    off = {"kernels": {"onednn": False, "TF_ENABLE_ONEDNN_OPTS": "0", "deciding_flags": [],
+                       "onednn_default": False}}
+    assert reports.kernels_text(off) == ("Eigen (TF_ENABLE_ONEDNN_OPTS=0; the default here: Eigen, "
+                                         "from none of the deciding flags)")
+    assert reports.kernels_text({}, short=True) == "kernels not recorded"
 
 
 def test_differences_name_the_keys_and_skip_timing():

@@ -250,3 +250,35 @@ def test_loss_scale_optimizer_scales_the_loss_and_skips_overflow():
     h = train.train(model, DATA, loss="fused", steps=4, batch_size=8, optimizer=opt, eval_every=2,
                     eval_size=8, progress=False)
     assert h.diverged_at is None and float(opt.dynamic_scale.numpy()) < 2.0**24
+    assert h.skipped_steps >= 1 and h.steps_run == 4 - h.skipped_steps
+
+
+def test_a_non_finite_loss_is_skipped_under_loss_scaling_and_diverges_without():
+    import keras
+
+    from xentlab import precision
+
+    def inf_loss(labels, logits):
+        return tf.reduce_mean(logits) + np.float32(np.inf)
+
+    runs = {}
+    for name, opt in (("scaled", keras.optimizers.LossScaleOptimizer(keras.optimizers.SGD(0.1))),
+                      ("plain", keras.optimizers.SGD(0.1))):
+        runs[name] = train.train(precision.mlp("float32", hidden=8), DATA, loss=inf_loss, steps=3,
+                                 batch_size=8, optimizer=opt, eval_every=3, eval_size=8, progress=False)
+    assert (runs["scaled"].diverged_at, runs["scaled"].skipped_steps, runs["scaled"].steps_run) == (None, 3, 0)
+    assert (runs["plain"].diverged_at, runs["plain"].skipped_steps, runs["plain"].steps_run) == (0, 0, 0)
+
+
+def test_history_counts_the_final_networks_predictions_per_class():
+    from xentlab import data, models
+
+    ds = data.load("mnist10k")
+    net = models.RawCNN(init_stddev=1.0, seed=0)
+    h = train.train(net, ds, loss="fused", steps=2, batch_size=8, eval_every=2, eval_size=20,
+                    progress=False)
+    counts = np.array(h.test_prediction_counts)
+    assert counts.shape == (10,) and counts.sum() == len(ds.y_test)
+    picked = np.argmax(train.predict_logits(net, ds.x_test), -1)
+    assert h.final_test_accuracy == np.mean(picked == ds.y_test)
+    assert np.array_equal(counts, np.bincount(picked, minlength=10))

@@ -1,4 +1,4 @@
-"""Command line: ``python -m xentlab {data,reports,notebooks,bench,reproduce-check}``."""
+"""Command line: ``python -m xentlab {data,reports,notebooks,readme,bench,reproduce-check}``."""
 
 from __future__ import annotations
 
@@ -31,6 +31,8 @@ def _parser() -> argparse.ArgumentParser:
 
     nbs = sub.add_parser("notebooks", help="re-execute the committed notebooks in place")
     nbs.add_argument("--only", nargs="+", metavar="NOTEBOOK")
+
+    sub.add_parser("readme", help="rewrite the README's generated sections from the reports")
 
     bench = sub.add_parser("bench", help="training throughput and cross-entropy cost benchmarks")
     bench.add_argument("--quick", action="store_true", help="finish in under two minutes")
@@ -72,6 +74,10 @@ def main(argv: list[str] | None = None) -> int:
             from xentlab.reports import discover, execute_in_place, select
 
             execute_in_place(select(discover(), args.only))
+        elif args.command == "readme":
+            from xentlab import readme
+
+            print("README.md " + ("rewritten" if readme.write() else "already up to date"))
         elif args.command == "bench":
             from xentlab.bench import main as bench_main
 

@@ -883,6 +883,73 @@ def graphs(entries: Sequence[EntryPoint | str] | None = None, *, classes: int = 
     return rows
 
 
+#: The three ways :func:`modes` runs the manual formula.
+MODES = ("eager", "tf.function, forward only", "tf.function, with its gradient")
+
+
+def _optimized_op_types(concrete: Any) -> list[str]:
+    """Op types of ``concrete``'s graph after Grappler's default optimizations (what a
+    ``tf.function`` runs), via ``tensorflow/python/grappler/tf_optimizer.py``'s
+    ``OptimizeGraph`` with its outputs as the fetch nodes."""
+    from tensorflow.core.protobuf import config_pb2
+    from tensorflow.python.grappler import tf_optimizer
+
+    graph = concrete.graph
+    meta = tf.compat.v1.train.export_meta_graph(graph_def=graph.as_graph_def(add_shapes=True),
+                                                graph=graph)
+    meta.collection_def["train_op"].node_list.value.extend(t.name for t in concrete.outputs)
+    optimized = tf_optimizer.OptimizeGraph(config_pb2.ConfigProto(), meta)
+    return sorted({node.op for node in optimized.node})
+
+
+@_without_op_determinism
+def modes(*, classes: int = 5, gap: float = 100.0) -> list[Row]:
+    """The manual formula (:data:`MANUAL`) at a float32 logit ``gap`` (a confident mistake, one example), in each of
+    :data:`MODES`. Grappler's arithmetic optimizer rewrites ``Log(Softmax(x))`` into
+    ``LogSoftmax(x)`` when nothing else reads the softmax (``LogSoftmaxStage`` in
+    ``tensorflow/core/grappler/optimizers/arithmetic_optimizer.cc``): in a forward-only graph,
+    not when the gradient (which reads the softmax) is in the same graph, never eagerly.
+
+    Returns:
+        One row per mode: ``mode``, ``value``, ``oracle``, ``value_finite``, ``grad_finite``
+        (None when the mode computes no gradient), ``log_softmax`` (the optimized graph runs
+        ``LogSoftmax``; None eagerly), ``op_types`` (of the optimized graph).
+    """
+    z = np.zeros((1, classes), np.float32)
+    z[0, 1] = gap
+    logits, labels = tf.constant(z), tf.one_hot([0], classes)
+
+    manual = entry(MANUAL)
+
+    def forward(y: tf.Tensor, x: tf.Tensor) -> tf.Tensor:
+        return manual.fn(y, x)
+
+    def with_gradient(y: tf.Tensor, x: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            value = forward(y, x)
+        return value, tape.gradient(value, x)
+
+    ref = float(np.sum(oracle(manual, np.eye(classes)[[0]], z)[0]))
+    rows = []
+    for mode in MODES:
+        ops = None
+        if mode == "eager":
+            value, grad = with_gradient(labels, logits)
+        else:
+            fn = forward if mode == MODES[1] else with_gradient
+            with _quiet_tf_logger():
+                concrete = _traced(fn).get_concrete_function(labels, logits)
+            out = concrete(labels, logits)
+            value, grad = (out, None) if mode == MODES[1] else out
+            ops = _optimized_op_types(concrete)
+        rows.append({"mode": mode, "value": float(np.sum(_f64(value))), "oracle": ref,
+                     "value_finite": bool(np.all(np.isfinite(_f64(value)))),
+                     "grad_finite": None if grad is None else bool(np.all(np.isfinite(_f64(grad)))),
+                     "log_softmax": None if ops is None else "LogSoftmax" in ops, "op_types": ops})
+    return rows
+
+
 # --------------------------------------------------------------------------------------------
 # Reductions
 # --------------------------------------------------------------------------------------------
@@ -1009,6 +1076,7 @@ class Atlas:
         accuracy: :func:`accuracy`.
         bad_labels: :func:`bad_labels`.
         graphs: :func:`graphs`.
+        modes: :func:`modes`.
         reductions: :func:`reductions`.
         sampled: :func:`sampled`.
         settings: batch, classes, seed, dtypes, gaps, TensorFlow and Keras versions.
@@ -1020,14 +1088,15 @@ class Atlas:
     accuracy: list[Row]
     bad_labels: list[Row]
     graphs: list[Row]
+    modes: list[Row]
     reductions: list[Row]
     sampled: list[Row]
     settings: dict[str, Any]
     seconds: dict[str, float]
 
     #: The row lists, in rendering order.
-    SECTIONS = ("entries", "label_formats", "accuracy", "bad_labels", "graphs", "reductions",
-                "sampled")
+    SECTIONS = ("entries", "label_formats", "accuracy", "bad_labels", "graphs", "modes",
+                "reductions", "sampled")
 
 
 def measure(*, batch: int = 8, classes: int = 5, seed: int = 0,
@@ -1072,6 +1141,7 @@ def measure(*, batch: int = 8, classes: int = 5, seed: int = 0,
         bad_labels=run("bad_labels", lambda: bad_labels(chosen, batch=batch, classes=classes,
                                                         seed=seed)),
         graphs=run("graphs", lambda: graphs(chosen, classes=classes)),
+        modes=run("modes", lambda: modes(classes=classes)),
         reductions=run("reductions", lambda: reductions(chosen, batch=batch, classes=classes,
                                                         seed=seed)),
         sampled=run("sampled", lambda: sampled(batch=batch, classes=2 * classes, seed=seed)),
@@ -1133,6 +1203,7 @@ TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
     "bad_labels": ("entry", "case", "mode", "determinism", "outcome", "error", "value"),
     "graphs": ("entry", "determinism", "fused_kernel", "kernels", "log_softmax", "n_ops",
                "value", "grad_max_abs", "error"),
+    "modes": ("mode", "value", "oracle", "value_finite", "grad_finite", "log_softmax"),
     "reductions": ("entry", "call", "per_example_shape", "reduced_shape", "reduced", "sum",
                    "divisor", "note"),
     "sampled": ("setting", "call", "num_sampled", "value", "full", "rel_diff"),
@@ -1406,9 +1477,20 @@ def _avoid_items(atlas: Atlas) -> list[str]:
     items = []
     m = _acc(atlas, MANUAL, "gap 100")
     if m is not None and not (m["value_finite"] and m["grad_finite"]):
-        items.append(f"`{MANUAL}`: at a logit gap of 100 in float32 it returns "
-                     f"{_fmt_value(m['value'])} and a gradient that is "
-                     f"{'finite' if m['grad_finite'] else 'not finite'}")
+        text = (f"`{MANUAL}`: at a logit gap of 100 in float32 it returns "
+                f"{_fmt_value(m['value'])} eagerly, with a gradient that is "
+                f"{'finite' if m['grad_finite'] else 'not finite'}")
+        by_mode = {r["mode"]: r for r in atlas.modes}
+        fwd, both = by_mode.get(MODES[1]), by_mode.get(MODES[2])
+        if fwd is not None and both is not None:
+            text += (f"; a `tf.function` that computes only the loss returns {_fmt_value(fwd['value'])} "
+                     f"(exact: {_fmt_value(fwd['oracle'])})" + (
+                         ", because Grappler rewrites `log(softmax(x))` into `log_softmax(x)` when nothing "
+                         "else reads the softmax" if fwd["log_softmax"] else "")
+                     + f", and one that also computes its gradient returns {_fmt_value(both['value'])}"
+                     + (" (the gradient reads the softmax, so no rewrite)" if not both["log_softmax"] else "")
+                     + ": the same code gives different losses by mode, and a training step, which computes the gradient, gets the failure")
+        items.append(text)
     f = _acc(atlas, KERAS_FOCAL, "gap 100")
     if f is not None and f["rel_error"] > 0.5:
         grad = "exactly 0" if f["grad_max_abs"] == 0 else _fmt_small(f["grad_max_abs"])
@@ -1478,5 +1560,11 @@ def decision_guide(atlas: Atlas) -> str:
     s = atlas.settings
     head = (f"## Which cross-entropy should I use?\n\nMeasured by `xentlab.atlas.measure()` "
             f"with TensorFlow {s['tensorflow']} and Keras {s['keras']} ({s['classes']} classes); "
-            f"errors are against a float64 oracle.\n\n")
+            f"errors are against a float64 oracle. Inputs: label formats, bad labels and reductions "
+            f"on a batch of {s['batch']} with logits drawn from N(0, 2²) and random labels (NumPy seed "
+            f"{s['seed']}), so their differences from the oracle are those of this batch; values at a logit "
+            f"gap are one example with logits [0, gap, 0, …] and the true class 0; an op count is every op "
+            f"of the traced forward-and-gradient graph before Grappler; `sampled_softmax_loss` runs on a "
+            f"small linear layer (batch {s['batch']}, {2 * s['classes']} classes, {s['classes']} sampled, "
+            f"inputs and weights from N(0, 1)), seeded as its bullet says.\n\n")
     return head + "\n".join(r for r in rules if r) + "\n"

@@ -201,13 +201,53 @@ def _ce_step(method: str, *, compiled: bool = False) -> Callable[[tf.Tensor, tf.
     return step
 
 
-def floor_ms(logits: tf.Tensor, repeats: int) -> dict[str, float]:
+def forward_backward_ms(loss: Callable[[tf.Tensor, tf.Tensor], tf.Tensor], labels: tf.Tensor,
+                        logits: tf.Tensor, repeats: int) -> dict[str, float]:
+    """Milliseconds (min / median / max over ``repeats``) of one forward + backward call of
+    ``loss(labels, logits)`` (any shape; summed) inside ``tf.function``: the loss and its
+    gradient with respect to the logits, as a training step needs them."""
+    @tf.function(autograph=False)
+    def step(y: tf.Tensor, z: tf.Tensor) -> tf.Tensor:
+        with tf.GradientTape() as tape:
+            tape.watch(z)
+            value = tf.reduce_sum(loss(y, z))
+        return tape.gradient(value, z)
+
+    return {k: 1e3 * v for k, v in timing(lambda: step(labels, logits).numpy(), repeats).items()}
+
+
+def clearly(a: dict[str, float], b: dict[str, float]) -> str:
+    """Compare two :func:`timing`-style results: ``"faster"`` if every repeat of ``a`` beat
+    every repeat of ``b`` (``a["max"] < b["min"]``), ``"slower"`` the other way round, else
+    ``"no clear difference"`` (the ranges overlap)."""
+    if a["max"] < b["min"]:
+        return "faster"
+    return "slower" if a["min"] > b["max"] else "no clear difference"
+
+
+def floor_ms(logits: tf.Tensor, repeats: int, *, compiled: bool = False) -> dict[str, float]:
     """The floor of a cross-entropy's forward + backward over ``logits [B, C]``: one ``exp`` pass
     that reads the logits and writes a ``[B, C]`` result (a softmax-based loss must exponentiate
-    every logit, and its gradient is a ``[B, C]`` write), inside ``tf.function``; milliseconds,
+    every logit, and its gradient is a ``[B, C]`` write), inside ``tf.function`` — with XLA
+    (``jit_compile=True``) when ``compiled``, so that each row is compared with the same
+    compiler's ``exp`` (TensorFlow's ``Exp`` kernel and XLA's differ in speed); milliseconds,
     min / median / max."""
-    exp = tf.function(tf.exp, autograph=False)
+    exp = tf.function(tf.exp, autograph=False, jit_compile=compiled)
     return {k: 1e3 * v for k, v in timing(lambda: exp(logits).numpy(), repeats).items()}
+
+
+def peak_bytes(fn: Callable[[], Any]) -> int | None:
+    """The CPU allocator's peak during ``fn()`` minus what was allocated before it (inputs
+    excluded, outputs included), or None where this process' TensorFlow keeps no CPU allocator
+    statistics (``tf.config.experimental.reset_memory_stats`` raises ``ValueError``: measured
+    here with Eigen's kernels, ``TF_ENABLE_ONEDNN_OPTS=0``)."""
+    try:
+        tf.config.experimental.reset_memory_stats("CPU:0")
+    except ValueError:
+        return None
+    before = tf.config.experimental.get_memory_info("CPU:0")["current"]
+    fn()
+    return int(tf.config.experimental.get_memory_info("CPU:0")["peak"] - before)
 
 
 def ce_cost(
@@ -218,10 +258,11 @@ def ce_cost(
     ``tf.function`` (``compiled=False``) and with XLA (``compiled=True``).
 
     One row per (method, classes, compiled): ``ms`` (median), ``ms_min``, ``ms_max``;
-    ``floor_ms`` (:func:`floor_ms`, median) and ``ratio_to_floor`` = ``ms / floor_ms``;
+    ``floor_ms`` (:func:`floor_ms` by the same compiler, median) and ``ratio_to_floor`` =
+    ``ms / floor_ms``;
     ``bound_ms``: the bytes the op must move at the measured copy bandwidth (read logits and
-    dense labels, write the gradient ``[batch, C]``); ``peak_bytes``: the CPU allocator's peak
-    during one call minus what was allocated before it (inputs excluded, gradient included).
+    dense labels, write the gradient ``[batch, C]``); ``peak_bytes``: :func:`peak_bytes` of one
+    call (None where the process keeps no allocator statistics).
     Run without op determinism (as :func:`run` does): under it ``tf.nn``'s fused ops are
     rerouted, though ``xentlab.losses`` calls the kernels through ``tf.raw_ops`` either way.
     """
@@ -233,23 +274,20 @@ def ce_cost(
         logits = 3.0 * tf.random.stateless_normal([batch, c], seed=[c, 0])
         sparse = tf.random.stateless_uniform([batch], seed=[c, 1], maxval=c, dtype=tf.int32)
         dense = tf.one_hot(sparse, c)
-        floor = floor_ms(logits, repeats)["median"]
+        floors = {compiled: floor_ms(logits, repeats, compiled=compiled)["median"] for compiled in (False, True)}
         for method in CE_METHODS:
             labels = sparse if sparse_labels(method) else dense
             arrays = 2 if sparse_labels(method) else 3  # logits (+ dense labels) in, gradient out
             for compiled in (False, True):
                 call = functools.partial(_ce_step(method, compiled=compiled), labels, logits)
                 t = timing(lambda: call().numpy(), repeats)  # noqa: B023 (used now)
-                tf.config.experimental.reset_memory_stats("CPU:0")
-                before = tf.config.experimental.get_memory_info("CPU:0")["current"]
-                call().numpy()
-                peak = tf.config.experimental.get_memory_info("CPU:0")["peak"] - before
+                peak = peak_bytes(lambda: call().numpy())  # noqa: B023 (used now)
                 rows.append({
                     "method": method, "classes": c, "compiled": compiled,
                     "ms": 1e3 * t["median"], "ms_min": 1e3 * t["min"], "ms_max": 1e3 * t["max"],
-                    "floor_ms": floor, "ratio_to_floor": 1e3 * t["median"] / floor,
+                    "floor_ms": floors[compiled], "ratio_to_floor": 1e3 * t["median"] / floors[compiled],
                     "bound_ms": 1e3 * arrays * batch * c * 4 / (bandwidth_gbs * 1e9),
-                    "peak_bytes": int(peak)})
+                    "peak_bytes": peak})
     return rows
 
 
@@ -326,9 +364,9 @@ def to_markdown(result: dict[str, Any]) -> str:
         f"{result['copy_bandwidth_gbs']:.1f} GB/s; fused and sparse are TensorFlow's fused kernels)",
         "",
         "Median ms inside `tf.function` / with XLA (`jit_compile=True`), and in brackets the "
-        "ratio to the floor (one `exp` pass writing `[B, C]`, measured in the same run).",
+        "ratio to the floor of the same compiler (one `exp` pass writing `[B, C]`, measured in the same run).",
         "",
-        "| classes | floor ms | " + " | ".join(CE_METHODS) + " | bound ms |",
+        "| classes | floor ms (graph / XLA) | " + " | ".join(CE_METHODS) + " | bound ms |",
         "|---|---|" + "---|" * (len(CE_METHODS) + 1),
     ]
     rows = result["ce_cost"]
@@ -336,13 +374,15 @@ def to_markdown(result: dict[str, Any]) -> str:
         at = {(r["method"], r["compiled"]): r for r in rows if r["classes"] == c}
         cells = [f"{at[m, False]['ms']:.2f} ({at[m, False]['ratio_to_floor']:.1f}×) / "
                  f"{at[m, True]['ms']:.2f} ({at[m, True]['ratio_to_floor']:.1f}×)" for m in CE_METHODS]
-        lines.append(f"| {c:,} | {at['fused', False]['floor_ms']:.2f} | " + " | ".join(cells)
+        lines.append(f"| {c:,} | {at['fused', False]['floor_ms']:.2f} / {at['fused', True]['floor_ms']:.2f} | "
+                     + " | ".join(cells)
                      + f" | {at['fused', False]['bound_ms']:.2f} |")
     lines += ["", "Extra peak memory (MiB) inside `tf.function`:", "",
               "| classes | " + " | ".join(CE_METHODS) + " |", "|---|" + "---|" * len(CE_METHODS)]
     for c in sorted({r["classes"] for r in rows}):
         at = {r["method"]: r for r in rows if r["classes"] == c and not r["compiled"]}
-        lines.append(f"| {c:,} | " + " | ".join(f"{at[m]['peak_bytes'] / 2**20:.1f}" for m in CE_METHODS)
+        lines.append(f"| {c:,} | " + " | ".join("—" if at[m]["peak_bytes"] is None else
+                                               f"{at[m]['peak_bytes'] / 2**20:.1f}" for m in CE_METHODS)
                      + " |")
     best = fastest(rows, max(r["classes"] for r in rows))
     lines += ["", f"Fastest at {best['classes']:,} classes: {best['method']}"

@@ -21,11 +21,11 @@ SCRATCH_DIR: Path = PROJECT_ROOT / ".scratch"
 RUN_DIR_ENV = "XENTLAB_RUN_DIR"
 
 #: The environment every TensorFlow process of the project starts with (a user's own setting
-#: wins): C++ logs silenced, and TensorFlow's oneDNN CPU kernels on every x86 CPU. TensorFlow
-#: enables oneDNN by default only on CPUs with AVX-512 and uses Eigen's kernels elsewhere, which
-#: print different digits (a saturated softmax row tops out at 0.99999994, not 1.0) and keep no
-#: allocator statistics; see the README's Guarantees. Notebooks set the same two variables in
-#: their Setup cell, before importing TensorFlow.
+#: wins): C++ logs silenced, and TensorFlow's oneDNN CPU kernels on, so every x86 CPU runs the
+#: kernels the committed outputs came from. Unset, TensorFlow decides from the CPU
+#: (:func:`onednn_default`); the two kernel sets print different digits where the notebooks look
+#: (docs/glossary.md, "oneDNN and Eigen kernels"). Notebooks set the same two variables in their
+#: Setup cell, before importing TensorFlow.
 TF_ENVIRONMENT: dict[str, str] = {"TF_CPP_MIN_LOG_LEVEL": "2", "TF_ENABLE_ONEDNN_OPTS": "1"}
 
 
@@ -35,9 +35,14 @@ def set_tensorflow_environment() -> None:
         os.environ.setdefault(name, value)
 
 
-#: CPU flags (``/proc/cpuinfo``) that decide which kernels TensorFlow runs and whether 16-bit
-#: arithmetic has hardware support; reports record them per notebook.
-CPU_FEATURES = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "avx512_fp16", "amx_fp16")
+#: The CPU flags (``/proc/cpuinfo`` names) for which TensorFlow turns oneDNN on by default on
+#: Linux x86: ``DefaultOneDnnPolicy`` in ``tensorflow/core/util/port.cc`` tests AVX512_VNNI,
+#: AVX512_BF16, AVX_VNNI, AMX_TILE, AMX_INT8 and AMX_BF16.
+ONEDNN_DEFAULT_FLAGS = ("avx512_vnni", "avx512_bf16", "avx_vnni", "amx_tile", "amx_int8", "amx_bf16")
+
+#: CPU flags that decide which kernels TensorFlow runs (:data:`ONEDNN_DEFAULT_FLAGS`) and whether
+#: 16-bit arithmetic has hardware support; reports record them per notebook.
+CPU_FEATURES = ("avx2", "avx512f", *ONEDNN_DEFAULT_FLAGS, "avx512_fp16", "amx_fp16")
 
 
 def cpu_features(cpuinfo: Path = Path("/proc/cpuinfo")) -> dict[str, bool]:
@@ -50,3 +55,24 @@ def cpu_features(cpuinfo: Path = Path("/proc/cpuinfo")) -> dict[str, bool]:
                 flags = set(line.split(":", 1)[1].split())
                 break
     return {f: f in flags for f in CPU_FEATURES}
+
+
+def onednn_default(features: dict[str, bool]) -> bool:
+    """Whether TensorFlow turns oneDNN on by default (``TF_ENABLE_ONEDNN_OPTS`` unset) on Linux
+    x86 with these CPU flags (:func:`cpu_features`): any of :data:`ONEDNN_DEFAULT_FLAGS`."""
+    return any(features.get(f, False) for f in ONEDNN_DEFAULT_FLAGS)
+
+
+def kernel_set() -> dict[str, object]:
+    """Which CPU kernels this process' TensorFlow runs, for a report's provenance: ``onednn``
+    (whether oneDNN is on, asked of TensorFlow itself: ``IsMklEnabled``, exported by
+    ``tensorflow/python/util/port_wrapper.cc``), the ``TF_ENABLE_ONEDNN_OPTS`` it saw (None:
+    unset), the CPU flags that decide the default and the default they give (Linux x86).
+    Imports TensorFlow."""
+    from tensorflow.python.util import _pywrap_util_port  # private: no public API tells
+
+    features = cpu_features()
+    return {"onednn": bool(_pywrap_util_port.IsMklEnabled()),
+            "TF_ENABLE_ONEDNN_OPTS": os.environ.get("TF_ENABLE_ONEDNN_OPTS"),
+            "deciding_flags": [f for f in ONEDNN_DEFAULT_FLAGS if features[f]],
+            "onednn_default": onednn_default(features)}

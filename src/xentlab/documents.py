@@ -128,6 +128,10 @@ PRINTED: dict[str, Printed] = {
         "Dropout with a fixed keep probability of 0.5 (the keep_prob placeholder is unused), "
         "so the printed losses were computed with dropout active.",
     ),
+    "000.sum_then_mean": Printed(
+        "sparse_vector是一个向量,我们应该计算它的求和,这就是为什么我们应该使用reduce_mean.", *_at("000", 21),
+        "The answer: the vector should be summed, which is why reduce_mean is used.",
+    ),
     "000.sparse_vector_repr": Printed(
         'Tensor("SparseSoftmaxCrossEntropyWithLogits/SparseSoftmaxCrossEntropyWithLogits:0", '
         "shape=(?,), dtype=float32)",
@@ -269,6 +273,10 @@ PRINTED: dict[str, Printed] = {
     "003.independent_and_exclusive": Printed(
         "独立而且互斥", *_at("003", 48),
         "softmax_cross_entropy_with_logits is for classes that are independent and mutually exclusive.",
+    ),
+    "003.voc_one_class": Printed(
+        "比如VOC classification、Imagenet、CIFAR-10甚至MNIST", *_at("003", 48),
+        "Claim: VOC classification, like ImageNet, CIFAR-10 and MNIST, gives each image one class.",
     ),
     "003.imagenet_classes": Printed(
         1000, *_at("003", 50), "ILSVRC2012's number of classes, the one-hot label's length.",

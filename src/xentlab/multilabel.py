@@ -31,7 +31,7 @@ from xentlab import losses
 __all__ = [
     "PairSet", "make_pairs", "predict_sets", "exact_set_accuracy", "f1_per_label", "macro_f1",
     "choose_threshold", "choose_per_class_thresholds", "MLP", "LOSSES", "per_example_loss", "RULES", "evaluate_rules",
-    "train_and_evaluate", "run_study", "summarise", "format_summary",
+    "train_and_evaluate", "run_study", "summarise", "chosen_rules", "format_summary",
 ]
 
 NUM_CLASSES = 10
@@ -267,7 +267,9 @@ def evaluate_rules(prob_val: np.ndarray, y_val: np.ndarray, prob_test: np.ndarra
                    y_test: np.ndarray, candidates: np.ndarray) -> list[dict[str, float | str]]:
     """One row per rule of :data:`RULES`: thresholds chosen on ``(prob_val, y_val)``, scored on
     the test scores ``prob_test [N, C]`` against multi-hot ``y_test [N, C]``: mean threshold,
-    exact-set accuracy (all pairs, one-digit pairs, two-digit pairs) and macro F1."""
+    exact-set accuracy (all pairs, one-digit pairs, two-digit pairs) and macro F1; and the same
+    rule's validation scores (``val_exact``, ``val_macro_f1``), by which a rule is chosen
+    (:func:`chosen_rules`)."""
     t_global, _ = choose_threshold(prob_val, y_val, candidates)
     t_top2, _ = choose_threshold(prob_val, y_val, candidates, max_k=2)
     t_class = choose_per_class_thresholds(prob_val, y_val, candidates)
@@ -275,7 +277,9 @@ def evaluate_rules(prob_val: np.ndarray, y_val: np.ndarray, prob_test: np.ndarra
     rows = []
     for rule, t, k in zip(RULES, (t_global, t_top2, t_class), (None, 2, None), strict=True):
         pred = predict_sets(prob_test, t, max_k=k)
+        pred_val = predict_sets(prob_val, t, max_k=k)
         rows.append({"rule": rule, "threshold": float(np.mean(t)),
+                     "val_exact": exact_set_accuracy(y_val, pred_val), "val_macro_f1": macro_f1(y_val, pred_val),
                      "exact": exact_set_accuracy(y_test, pred), "macro_f1": macro_f1(y_test, pred),
                      "exact_one": exact_set_accuracy(y_test[one], pred[one]),
                      "exact_two": exact_set_accuracy(y_test[~one], pred[~one])})
@@ -325,7 +329,7 @@ def run_study(pairs: dict[str, PairSet], candidates: np.ndarray, *, seeds: int, 
     return histories, rows, largest
 
 
-_SCORES = ("threshold", "exact", "macro_f1", "exact_one", "exact_two")
+_SCORES = ("threshold", "exact", "macro_f1", "exact_one", "exact_two", "val_exact", "val_macro_f1")
 
 
 def summarise(rows: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, float]]:
@@ -345,6 +349,19 @@ def summarise(rows: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, flo
                 entry.update({f"{k}_min": float(np.min(values)), f"{k}_max": float(np.max(values)),
                               f"{k}_range": float(np.ptp(values))})
             out[(name, rule)] = entry
+    return out
+
+
+def chosen_rules(summary: dict[tuple[str, str], dict[str, float]], score: str = "exact"
+                 ) -> dict[str, dict[str, Any]]:
+    """Per loss, the rule of :data:`RULES` with the best mean *validation* ``score`` (``"exact"``
+    or ``"macro_f1"``; ties keep the first rule) and that rule's mean *test* ``score``:
+    ``{loss: {"rule": ..., "val": ..., "test": ...}}``. No test score takes part in the choice."""
+    out = {}
+    for name in dict.fromkeys(n for n, _ in summary):
+        rule = max((r for r in RULES if (name, r) in summary), key=lambda r: summary[(name, r)][f"val_{score}"])
+        entry = summary[(name, rule)]
+        out[name] = {"rule": rule, "val": entry[f"val_{score}"], "test": entry[score]}
     return out
 
 

@@ -32,7 +32,8 @@ Rule = Callable[[Any], str | None]
 
 def setup(name: str) -> None:
     """Set TensorFlow's environment, import it quietly, start the notebook's record
-    (:func:`xentlab.record.start`) and print the versions line."""
+    (:func:`xentlab.record.start`) with the kernel set that runs (:func:`xentlab.config.kernel_set`)
+    and print the versions line."""
     config.set_tensorflow_environment()
     import keras
     import numpy as np
@@ -42,6 +43,7 @@ def setup(name: str) -> None:
 
     tf.get_logger().setLevel("ERROR")  # every training run traces its own step: no notices
     record.start(name)
+    record.metric("kernels", config.kernel_set())  # oneDNN or Eigen, for the report's provenance
     print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}, NumPy {np.__version__}")
 
 

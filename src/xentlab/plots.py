@@ -23,44 +23,44 @@ STYLES = {"manual": "-", "log_softmax": "--", "fused": ":"}
 
 def training_curves(histories: Mapping[str, History],
                     document: Mapping[str, list[tuple[int, float]]] | None = None) -> plt.Figure:
-    """Three panels over training steps, one line per loss (keys of :data:`COLORS`):
-    training-batch accuracy, gradient global norm (log axis; steps where it is exactly 0 are
-    drawn as small markers at a floor below the smallest positive norm) and the fraction of the
-    misclassified examples whose logit gradient is exactly 0 (what the manual loss does to the
-    examples it most needs). ``document``: printed training logs, label -> ``[(step,
-    accuracy)]``, drawn as markers on the accuracy panel up to the last step trained."""
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    """Three panels over training steps, one line per run (colour and style by the loss named
+    first in its key, see :data:`COLORS`; a key ending in ``(Eigen)`` is drawn thinner):
+    training-batch accuracy, gradient global norm (log axis; evaluations where it is exactly 0
+    are ticks below the smallest positive norm, one row of ticks per run so none hides another)
+    and, among each batch's misclassified examples, the fraction whose logit gradient is exactly
+    0 (gaps: no misclassified example). ``document``: printed training logs, label -> ``[(step,
+    accuracy)]``, drawn as small black markers on the accuracy panel up to the last step trained."""
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.4))
     last = max((max(h.step) for h in histories.values() if h.step), default=0)
     for (label, log), marker in zip((document or {}).items(), ("o", "x", "+"), strict=False):
         shown = [(s, a) for s, a in log if s <= last]
-        axes[0].plot([s for s, _ in shown], [a for _, a in shown], marker, color="black", ms=4,
-                     alpha=0.6, ls="none", label=label)
+        axes[0].plot([s for s, _ in shown], [a for _, a in shown], marker, color="black", ms=3,
+                     alpha=0.5, ls="none", label=label)
     positive = [g for h in histories.values() for g in h.grad_norm if g > 0]
     floor = min(positive) / 10 if positive else 1e-3
+    zero_runs = [n for n, h in histories.items() if np.any(np.array(h.grad_norm) == 0)]
     for name, h in histories.items():
+        base = name.split()[0]
+        eigen = name.endswith("(Eigen)")
         steps, norm = np.array(h.step), np.array(h.grad_norm)
-        style = dict(label=name, color=COLORS.get(name), ls=STYLES.get(name, "-"))
+        style = dict(label=name, color=COLORS.get(base), ls=STYLES.get(base, "-"),
+                     lw=1.0 if eigen else 1.8, alpha=0.8 if eigen else 1.0)
         axes[0].plot(steps, h.train_accuracy, **style)
         if np.any(norm > 0):
             axes[1].plot(steps[norm > 0], norm[norm > 0], **style)
-        axes[2].plot(steps, h.zero_grad_wrong_fraction, **style)
-        if np.any(norm == 0):
-            axes[1].plot(steps[norm == 0], np.full(np.sum(norm == 0), floor), "|",
-                         color=COLORS.get(name), ms=6, label=f"{name}: exactly 0 (at the floor)")
+        axes[2].plot(steps, h.zero_grad_wrong_fraction, marker=".", ms=3, **style)
+        if name in zero_runs:
+            row = floor / 10 ** (0.6 * zero_runs.index(name))
+            axes[1].plot(steps[norm == 0], np.full(np.sum(norm == 0), row), "|",
+                         color=COLORS.get(base), ms=7,
+                         label=f"{name}: exactly 0 at {int(np.sum(norm == 0))} of {len(norm)}")
     axes[0].axhline(0.1, color="grey", ls=":", lw=1, label="chance (0.1)")
-    last_acc = ", ".join(f"{n} {h.train_accuracy[-1]:.2f}" for n, h in histories.items() if h.train_accuracy)
-    evals = {len(h.grad_norm) for h in histories.values()}
-    of = f" (of {evals.pop()})" if len(evals) == 1 else ""
-    zeros = ", ".join(f"{n} {int(np.sum(np.array(h.grad_norm) == 0))}" for n, h in histories.items()
-                      if np.any(np.array(h.grad_norm) == 0))
-    dead = ", ".join(f"{n} {np.mean(h.zero_grad_wrong_fraction):.0%}" for n, h in histories.items()
-                     if h.zero_grad_wrong_fraction)
-    axes[0].set_title(f"training-batch accuracy (no dropout)\nlast: {last_acc}", fontsize=10)
+    axes[0].set_title("training-batch accuracy (no dropout)", fontsize=10)
     axes[0].set(xlabel="step", ylabel="accuracy (fraction)", ylim=(0, 1.02))
-    axes[1].set_title("gradient global norm\n" + (f"evaluations at exactly 0{of}:\n{zeros}" if zeros else
-                                                  "never exactly 0"), fontsize=10)
+    axes[1].set_title("gradient global norm\n(ticks at the bottom: exactly 0, which has no log)",
+                      fontsize=10)
     axes[1].set(xlabel="step", ylabel="‖∇θ L‖ (loss units)", yscale="log")
-    axes[2].set_title(f"misclassified examples with an exactly zero\nlogit gradient (mean over steps):\n{dead}",
+    axes[2].set_title("misclassified examples whose logit\ngradient is exactly 0 (gaps: none misclassified)",
                       fontsize=10)
     axes[2].set(xlabel="step", ylabel="fraction of misclassified examples", ylim=(-0.02, 1.02))
     for ax in axes:
@@ -84,15 +84,16 @@ def sum_vs_mean(sweep: Mapping[tuple[str, int, str], History], lrs: Mapping[str,
     for r, opt in enumerate(optimizers):
         for c, b in enumerate(batch_sizes):
             ax = axes[r, c]
-            for reduction, style in (("mean", "-"), ("sum", "--"), ("sum/B", ":")):
+            for reduction, style, lw in (("mean", "-", 3.5), ("sum", "--", 1.5), ("sum/B", ":", 1.5)):
                 h = sweep.get((opt, b, reduction))
                 if h is None:
                     continue
                 lr = lrs[opt] / (b if reduction == "sum/B" else 1)
                 per_example = np.array(h.loss) / (1 if reduction == "mean" else b)
                 off = np.nanmax(per_example) > 3 if per_example.size else False
-                ax.plot(np.array(h.step) * b, per_example, style, marker=".",
-                        label=f"{reduction} (lr {lr:.3g})"
+                # the mean is drawn wide and pale so that a sum curve on top of it stays visible
+                ax.plot(np.array(h.step) * b, per_example, style, marker=".", lw=lw,
+                        alpha=0.45 if reduction == "mean" else 1.0, label=f"{reduction} (lr {lr:.3g})"
                         + (f", up to {np.nanmax(per_example):.3g}: off the scale" if off else ""))
                 if h.diverged_at is not None:
                     ax.plot(h.diverged_at * b, 2.5, "x", color="black", ms=10,
@@ -121,9 +122,9 @@ def _sum_against_mean(sweep: Mapping[tuple[str, int, str], History], names: Mapp
             diff = total.loss[-1] / b - mean.loss[-1]
             worse = total.diverged_at is not None or not np.isfinite(diff) or diff > tol
             counts["worse" if worse else "better" if diff < -tol else "same"] += 1
-        parts.append(f"{names[opt]}: " + ", ".join(f"{k} at {v}" for k, v in counts.items() if v))
-    return (f"Last logged training loss per example, sum against mean, over {len(batch_sizes)} batch "
-            f"sizes (same: within {tol} nats)\n" + "; ".join(parts))
+        parts.append(f"{names[opt]}: " + ", ".join(f"{k} at {v} of {len(batch_sizes)}" for k, v in counts.items() if v))
+    return (f"Does the sum end worse than the mean? Last logged training loss per example, by batch size "
+            f"(same: within {tol} nats)\n" + "; ".join(parts))
 
 
 def logit_sigmoid_softmax() -> plt.Figure:
@@ -218,15 +219,10 @@ def multilabel_results(summary: Mapping[tuple[str, str], Mapping[str, float]],
                       np.array([v.get(f"{key}_max", v[key]) for v in e]) - mean]
             ax.bar(xs, mean, width, color=[f"C{i}" for i in range(len(names))], hatch=hatches[j % 4],
                    edgecolor="white", yerr=spread, capsize=2, error_kw={"lw": 0.8})
-    for ax, key, what in zip(axes[:2], ("exact", "macro_f1"), ("exact-set accuracy", "macro F1"),
-                             strict=True):
-        best = {n: max(summary[(n, r)][key] for r in rules) for n in names}
-        low = min(best, key=best.get)
-        rest = [v for n, v in best.items() if n != low]
+    for ax, what in zip(axes[:2], ("exact-set accuracy", "macro F1"), strict=True):
         ax.set_xticks(range(len(names)), [MULTILABEL_TICKS.get(n, n) for n in names], fontsize=8)
         ax.set(ylabel=f"test {what}", ylim=(0.0, 1.0),
-               title=f"{what} (best rule per loss):\n{MULTILABEL_TICKS.get(low, low).split()[0]} "
-                     f"{best[low]:.2f}" + (f", others {min(rest):.2f}–{max(rest):.2f}" if rest else ""))
+               title=f"test {what}, every decision rule\n(thresholds chosen on the validation pairs)")
     patches = [plt.Rectangle((0, 0), 1, 1, facecolor="0.6", edgecolor="white", hatch=hatches[j % 4])
                for j in range(len(rules))]
     fig.legend(patches, [f"rule: {r}" for r in rules], loc="lower center", ncol=len(rules),
@@ -235,7 +231,8 @@ def multilabel_results(summary: Mapping[tuple[str, str], Mapping[str, float]],
     falls = {}
     for i, n in enumerate(names):
         h = histories[(n, 0)]
-        axes[2].plot(h.step, h.train_accuracy, color=f"C{i}", label=MULTILABEL_TICKS.get(n, n).replace("\n", " "))
+        axes[2].plot(h.step, h.train_accuracy, color=f"C{i}", ls=("-", "--", ":", "-.")[i % 4],
+                     lw=2.2 - 0.4 * (i % 4), label=MULTILABEL_TICKS.get(n, n).replace("\n", " "))
         acc = np.asarray(h.train_accuracy, dtype=float)
         falls[n] = (float(acc.max()), float(acc[-1])) if acc.size else (np.nan, np.nan)
     drop = max(falls, key=lambda n: falls[n][0] - falls[n][1])
@@ -363,14 +360,16 @@ def ce_cost(rows: list[Mapping[str, float | str]], methods: tuple[str, ...]) -> 
             mine = sorted((r for r in rows if r["method"] == method and r["compiled"] == compiled),
                           key=lambda r: r["classes"])
             ax_t.plot([r["classes"] for r in mine], [r["ratio_to_floor"] for r in mine], style,
-                      color=f"C{i}", ms=4, label=f"{method}{', XLA' if compiled else ''}")
+                      color=f"C{i}", ms=5 if compiled else 4, mfc="white" if compiled else f"C{i}",
+                      lw=1.0 if compiled else 1.6, label=f"{method}{', XLA (hollow, dashed)' if compiled else ''}")
             if not compiled:
-                series = tuple((r["classes"], r["peak_bytes"]) for r in mine if r["peak_bytes"] > 0)
-                memory.setdefault(series, []).append(i)
+                series = tuple((r["classes"], r["peak_bytes"]) for r in mine if r["peak_bytes"])
+                if series:
+                    memory.setdefault(series, []).append(i)
     for series, idx in memory.items():
         ax_m.plot([c for c, _ in series], [b / 2**20 for _, b in series], f"{markers[idx[0] % 6]}-",
                   color=f"C{idx[0]}", ms=6, label=" = ".join(methods[i] for i in idx))
-    ax_t.axhline(1.0, color="black", lw=2, alpha=0.4, label="floor: one exp pass")
+    ax_t.axhline(1.0, color="black", lw=2, alpha=0.4, label="floor: one exp pass (same compiler)")
     ax_t.axhline(1.3, color="black", ls=":", lw=1, label="1.3× the floor")
     cs = sorted({r["classes"] for r in rows})
     ax_m.plot(cs, [256 * c * 4 / 2**20 for c in cs], "k--", lw=1, label="one [256, C] float32 array")
@@ -378,15 +377,18 @@ def ce_cost(rows: list[Mapping[str, float | str]], methods: tuple[str, ...]) -> 
     best = min(big, key=lambda r: r["ratio_to_floor"])
     near = [f"{r['method']}{', XLA' if r['compiled'] else ''}" for r in big
             if r is not best and r["ratio_to_floor"] <= 1.05 * best["ratio_to_floor"]]
-    least = min((r for r in big if not r["compiled"]), key=lambda r: r["peak_bytes"])
-    lowest = [str(r["method"]) for r in big if not r["compiled"] and r["peak_bytes"] == least["peak_bytes"]]
+    measured = [r for r in big if not r["compiled"] and r["peak_bytes"] is not None]
+    least = min(measured, key=lambda r: r["peak_bytes"]) if measured else None
+    lowest = [str(r["method"]) for r in measured if r["peak_bytes"] == least["peak_bytes"]] if least else []
     ax_t.set(xscale="log", xlabel="classes C", ylabel="median time / floor time", ylim=(0, None),
              title=f"Time per call as a multiple of the floor\nat C = {cs[-1]:,}: fastest "
                    f"{best['method']}{', XLA' if best['compiled'] else ''} "
                    f"({best['ratio_to_floor']:.2f}×)" + (f"; within 5%: {', '.join(near)}" if near else ""))
     ax_m.set(xscale="log", yscale="log", xlabel="classes C", ylabel="extra peak memory (MiB)",
-             title=f"Extra memory per call (tf.function)\nat C = {cs[-1]:,}: least "
-                   f"{' and '.join(lowest)} ({least['peak_bytes'] / 2**20:.3g} MiB); 0 bytes not drawn")
+             title=(f"Extra memory per call (tf.function)\nat C = {cs[-1]:,}: least "
+                    f"{' and '.join(lowest)} ({least['peak_bytes'] / 2**20:.3g} MiB); 0 bytes not drawn"
+                    if least else "Extra memory per call: not measured\n(this process keeps no CPU "
+                    "allocator statistics)"))
     ax_t.legend(fontsize=7, ncol=2, loc="upper left")
     ax_m.legend(fontsize=8, loc="upper left")
     fig.tight_layout()
@@ -453,36 +455,42 @@ def step_times(spread: Mapping[str, Mapping[str, float]], labels: Mapping[str, s
 
 
 def mixed_precision(rows: list[Mapping[str, object]], lost: Mapping[str, Mapping[str, float]]) -> plt.Figure:
-    """Notebook 09: test accuracy after training, one marker per loss formulation and one column
-    per (policy, output dtype) (``rows`` from :func:`xentlab.precision.train_grid`, its ``grid``
-    runs), and the fraction of float32's non-zero gradient elements that are exactly 0 under
-    each setting, with and without the loss scale (``lost[label]`` from
-    :func:`xentlab.precision.underflow`), every value written on its bar. Titles state the lowest
-    accuracy and the largest loss."""
+    """Notebook 09: test accuracy after training, one marker per loss formulation (the mean over
+    seeds) and one column per (policy, output dtype) (``rows`` from
+    :func:`xentlab.precision.train_grid`, its ``grid`` runs), and per 16-bit dtype the fraction of
+    float32's non-zero gradient elements that are exactly 0, split into those lost to the dtype's
+    range (a loss scale keeps them) and those lost otherwise (rounding, or a ReLU switched off by
+    it: no scale keeps them) (``lost[label]`` from :func:`xentlab.precision.underflow`)."""
     grid = [r for r in rows if r["grid"]]
     methods = list(dict.fromkeys(str(r["method"]) for r in grid))
     configs = list(dict.fromkeys((str(r["policy"]), str(r["output"])) for r in grid))
     fig, (ax_a, ax_g) = plt.subplots(1, 2, figsize=(13, 4.4), gridspec_kw={"width_ratios": [3, 2]})
+    means = {}
     for i, method in enumerate(methods):
-        acc = [next((float(r["test_accuracy"]) for r in grid if (r["policy"], r["output"], r["method"])
-                     == (policy, output, method)), np.nan) for policy, output in configs]
-        ax_a.plot(np.arange(len(configs)) + (i - 1) * 0.12, acc, "os^D"[i % 4], color=f"C{i}",
+        for policy, output in configs:
+            accs = [float(r["test_accuracy"]) for r in grid if (r["policy"], r["output"], r["method"])
+                    == (policy, output, method)]
+            means[(policy, output, method)] = float(np.mean(accs)) if accs else np.nan
+        ax_a.plot(np.arange(len(configs)) + (i - 1) * 0.12,
+                  [means[(p, o, method)] for p, o in configs], "os^D"[i % 4], color=f"C{i}",
                   ms=8, ls="none", label=method)
-    worst = min(grid, key=lambda r: float(r["test_accuracy"]))
-    best = max(float(r["test_accuracy"]) for r in grid)
+    seeds = len({r.get("seed", 0) for r in grid})
     ax_a.set_xticks(range(len(configs)), [f"{p}\noutput {o}" for p, o in configs], fontsize=8)
     ax_a.set(ylabel="test accuracy (axis does not start at 0)",
-             title=f"lowest: {worst['method']}, {worst['policy']}, output {worst['output']} "
-                   f"({float(worst['test_accuracy']):.3f}; best {best:.3f})")
+             title=f"test accuracy after training ({'mean of ' + str(seeds) + ' seeds' if seeds > 1 else 'one seed'})")
     ax_a.grid(axis="y", alpha=0.3)
     ax_a.legend(fontsize=8, loc="lower left")
-    labels = [f"{k}{', scaled' if scaled else ''}" for k in lost for scaled in (False, True)]
-    values = [100 * lost[k]["lost_scaled" if scaled else "lost"] for k in lost for scaled in (False, True)]
-    bars = ax_g.barh(labels, values, color=["0.45", "0.75"] * len(lost))
-    ax_g.bar_label(bars, [f"{v:.3f}%" for v in values], fontsize=8, padding=2)
-    top = max(range(len(values)), key=values.__getitem__)
+    names = list(lost)
+    to_range = np.array([100 * lost[k]["recovered"] for k in names])
+    other = np.array([100 * (lost[k]["lost"] - lost[k]["recovered"]) for k in names])
+    ax_g.barh(names, to_range, color="0.35", label="to range (the 2^15 loss scale keeps them)")
+    ax_g.barh(names, other, left=to_range, color="0.75", label="to rounding (no scale keeps them)")
+    for y, (a, b) in enumerate(zip(to_range, other, strict=True)):
+        ax_g.text(a + b, y, f" {a:.3f}% + {b:.3f}%", va="center", fontsize=8)
     ax_g.set(xlabel="exactly 0 here, non-zero in float32 (% of float32's non-zero elements)",
-             xlim=(0, max(values + [1e-3]) * 1.4), title=f"most lost: {labels[top]} ({values[top]:.2g}%)")
+             xlim=(0, max(float(np.max(to_range + other)), 1e-3) * 1.6),
+             title="gradient elements lost without a loss scale")
+    ax_g.legend(fontsize=8, loc="lower right")
     ax_g.invert_yaxis()
     fig.tight_layout()
     return fig

@@ -26,6 +26,7 @@ its ``apply`` divides the gradients by it before the inner optimizer runs
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import keras
@@ -80,31 +81,35 @@ def optimizer(policy: str, *, loss_scaling: bool = True, learning_rate: float = 
 
 
 def train_grid(data: Any, *, steps: int, hidden: int, methods: tuple[str, ...] = ("manual", "log_softmax", "fused"),
-               batch_size: int = 128, seed: int = 0, progress: bool = False) -> list[dict[str, Any]]:
-    """Train :func:`mlp` once per (policy, output, method) — float32 has one output — seeded with
-    :func:`xentlab.train.seed_everything` (op determinism on), with the batch-mean loss of ``xentlab.losses.softmax_cross_entropy(method=...)`` computed in the
-    output's dtype, plus ``mixed_float16`` without loss scaling (``"fused"``, float32 output).
+               batch_size: int = 128, seeds: Sequence[int] = (0,), progress: bool = False) -> list[dict[str, Any]]:
+    """Train :func:`mlp` once per (seed, policy, output, method) — float32 has one output —
+    seeded with :func:`xentlab.train.seed_everything` (op determinism on), with the batch-mean
+    loss of ``xentlab.losses.softmax_cross_entropy(method=...)`` computed in the output's dtype,
+    plus ``mixed_float16`` without loss scaling (``"fused"``, float32 output, first seed).
 
     Steps run eagerly (``compiled=False``): with oneDNN's kernels on, a ``tf.function`` of the
     float16 model is tens of times slower than eager execution on the CPUs measured here
-    (notebook 09 times both). Returns rows with ``policy``, ``output``, ``method``,
-    ``loss_scaling`` (a ``LossScaleOptimizer`` ran), ``grid`` (False for the extra unscaled run),
-    ``test_accuracy``, ``diverged_at``, ``final_loss``, ``seconds``."""
-    configs = [(p, o, m, True) for p in POLICIES for o in (OUTPUTS if p != "float32" else ("float32",))
-               for m in methods]
-    configs.append(("mixed_float16", "float32", "fused", False))
+    (notebook 09 times both). Every run has ``steps`` steps: under loss scaling a non-finite
+    step is skipped, as Keras does, and counted. Returns rows with ``seed``, ``policy``,
+    ``output``, ``method``, ``loss_scaling`` (a ``LossScaleOptimizer`` ran), ``grid`` (False for
+    the extra unscaled run), ``test_accuracy``, ``diverged_at``, ``skipped_steps``,
+    ``final_loss``, ``seconds``."""
+    configs = [(s, p, o, m, True) for s in seeds for p in POLICIES
+               for o in (OUTPUTS if p != "float32" else ("float32",)) for m in methods]
+    configs.append((seeds[0], "mixed_float16", "float32", "fused", False))
     rows = []
-    for policy, output, method, scaling in configs:
+    for seed, policy, output, method, scaling in configs:
         train.seed_everything(seed)
         model = mlp(policy, output=output, hidden=hidden, seed=seed)
         tic = time.perf_counter()
         h = train.train(model, data, loss=method, steps=steps, batch_size=batch_size,
                         optimizer=optimizer(policy, loss_scaling=scaling), eval_every=steps,
                         eval_size=1000, seed=seed, compiled=False, progress=progress)
-        rows.append({"policy": policy, "output": output, "method": method,
+        rows.append({"seed": seed, "policy": policy, "output": output, "method": method,
                      "loss_scaling": scaling and policy == "mixed_float16", "grid": scaling,
                      "test_accuracy": h.final_test_accuracy, "diverged_at": h.diverged_at,
-                     "final_loss": h.final_loss, "seconds": time.perf_counter() - tic})
+                     "skipped_steps": h.skipped_steps, "final_loss": h.final_loss,
+                     "seconds": time.perf_counter() - tic})
     return rows
 
 

@@ -39,7 +39,7 @@ PROFILES: dict[str, dict[str, Params]] = {
         "06_cost_of_cross_entropy": {"training_steps": 60, "training_repeats": 5, "ce_repeats": 10},
         "07_multilabel_sigmoid_vs_softmax": {"train_pairs": 100000, "steps": 10000, "seeds": 5},
         "08_which_cross_entropy": {"batch": 32, "classes": 10},
-        "09_mixed_precision": {"steps": 2000, "hidden": 256, "time_repeats": 10},
+        "09_mixed_precision": {"steps": 2000, "hidden": 256, "time_repeats": 10, "seeds": 3},
     },
 }
 

@@ -98,6 +98,7 @@ def claim(
     verdict: str,
     *,
     measured_text: str,
+    expected_text: str | None = None,
     section: str = "",
     untested_because: str | None = None,
     citation: str | None = None,
@@ -111,7 +112,8 @@ def claim(
     the notebook measured, ``verdict`` one of :data:`VERDICTS` (compute it, e.g. with
     :func:`verdict`), ``section`` the notebook heading it is shown under (for links).
     ``measured_text``: one sentence with rounded numbers saying what was measured, for the
-    report's ledger (``measured`` keeps the full values).
+    report's ledger (``measured`` keeps the full values); ``expected_text`` the same for
+    ``expected`` where its plain rendering would not read as a sentence.
     ``untested_because``: why this run cannot test the claim (e.g. ``"budget: 300 of 20,000
     steps"``); the recorded verdict is then ``untested`` with that ``reason``, and ``verdict`` is
     kept as ``verdict_at_this_budget`` (what the smaller run showed, for information only).
@@ -140,6 +142,8 @@ def claim(
         "notebook": notebook,
         "section": section,
     }
+    if expected_text:
+        entry["expected_text"] = expected_text
     if citation:
         entry["citation"] = citation
     if untested_because:

@@ -186,7 +186,7 @@ def part(run: NotebookRun, run_dir: Path, commit: str) -> dict[str, Any]:
     """One notebook's provenance row: what ran (commit, parameters, dataset), where (versions,
     machine, CPU flags), when and for how long."""
     metrics_path = run_dir / "metrics" / f"{run.name}.json"
-    dataset = json.loads(metrics_path.read_text()).get("dataset") if metrics_path.exists() else None
+    metrics = json.loads(metrics_path.read_text()) if metrics_path.exists() else {}
     return {
         "name": run.name, "seconds": round(run.seconds, 1), "parameters": run.parameters,
         "git_commit": commit, "created_utc": run.finished_utc,
@@ -194,8 +194,27 @@ def part(run: NotebookRun, run_dir: Path, commit: str) -> dict[str, Any]:
         "keras": _version("keras"), "numpy": _version("numpy"),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.system()}",
         "processor": _cpu_model(), "cpu_flags": [f for f, on in cpu_features().items() if on],
-        "dataset": dataset,
+        "kernels": metrics.get("kernels"), "dataset": metrics.get("dataset"),
     }
+
+
+def kernels_text(nb: dict[str, Any], *, short: bool = False) -> str:
+    """Which CPU kernels a part ran (``nb["kernels"]``, :func:`xentlab.config.kernel_set`):
+    ``"oneDNN kernels"`` or ``"Eigen kernels"`` when ``short``, else the name and why (the
+    variable, or TensorFlow's default) with the default the deciding CPU flags give."""
+    k = nb.get("kernels")
+    if not k:
+        return "kernels not recorded"
+    name = "oneDNN" if k["onednn"] else "Eigen"
+    if short:
+        return f"{name} kernels"
+    if k.get("TF_ENABLE_ONEDNN_OPTS") is not None:
+        why = f"TF_ENABLE_ONEDNN_OPTS={k['TF_ENABLE_ONEDNN_OPTS']}"
+    else:
+        why = "TensorFlow's default"
+    default = "oneDNN" if k["onednn_default"] else "Eigen"
+    flags = ", ".join(k["deciding_flags"]) or "none of the deciding flags"
+    return f"{name} ({why}; the default here: {default}, from {flags})"
 
 
 def provenance(profile: str, parts: list[dict[str, Any]]) -> dict[str, Any]:
@@ -285,7 +304,7 @@ def render_readme(prov: dict[str, Any], claims: list[dict[str, Any]], figures: l
             link = f"notebooks/{c['notebook']}.ipynb"
             lines.append(
                 f"| [`{c['id']}`]({link}) ([html](html/{c['notebook']}.html{anchor})) | "
-                f"{_cell(c['statement'], 110)} | {_cell(c['expected'])} | "
+                f"{_cell(c['statement'], 110)} | {_cell(c.get('expected_text') or _plain(c['expected']))} | "
                 f"{_cell(c.get('measured_text') or c['measured'], 240)} | {MARKS[c['verdict']]}"
                 + (f" ({_cell(c['reason'])})" if c.get("reason") else "") + " |"
             )
@@ -302,14 +321,14 @@ def render_readme(prov: dict[str, Any], claims: list[dict[str, Any]], figures: l
             f"- Dataset `{ds['name']}` ({ds['train']} train / {ds['test']} test, from "
             f"{ds['source']}), SHA-256 `{ds['sha256']}`"
         )
-    lines += ["", "| notebook | wall time (s) | parameters | commit | run (UTC) | CPU flags |",
-              "|---|---|---|---|---|---|"]
+    lines += ["", "| notebook | wall time (s) | parameters | commit | run (UTC) | CPU flags | CPU kernels |",
+              "|---|---|---|---|---|---|---|"]
     for nb in prov["notebooks"]:
         params = json.dumps(nb["parameters"]) if nb["parameters"] else "defaults"
         lines.append(
             f"| [{nb['name']}](html/{nb['name']}.html) | {nb['seconds']} | {_cell(params, 90)} | "
             f"`{str(nb.get('git_commit', 'unknown'))[:12]}` | {nb.get('created_utc', '')} | "
-            f"{', '.join(nb.get('cpu_flags', [])) or '—'} |"
+            f"{', '.join(nb.get('cpu_flags', [])) or '—'} | {kernels_text(nb)} |"
         )
     if figures:
         lines += ["", "## Figures", ""]
@@ -343,9 +362,7 @@ def render_summary(prov: dict[str, Any], claims: list[dict[str, Any]], base: str
              "| notebook | parameters (beyond the defaults) | dataset | wall time | CPU | commit |",
              "|---|---|---|---|---|---|"]
     for nb in prov["notebooks"]:
-        flags = nb.get("cpu_flags", [])
-        flags = ", ".join(f for f in flags if f in ("avx512f", "amx_bf16")) or ", ".join(flags) or "flags unknown"
-        cpu = f"{nb.get('processor', 'unknown')} ({flags})"
+        cpu = f"{nb.get('processor', 'unknown')} ({kernels_text(nb, short=True)})"
         dataset = (nb.get("dataset") or {}).get("name", "—")
         lines.append(
             f"| [{nb['name']}]({base}html/{nb['name']}.html) | {_cell(_plain(nb['parameters'] or 'defaults'), 90)} | "
@@ -355,7 +372,7 @@ def render_summary(prov: dict[str, Any], claims: list[dict[str, Any]], base: str
         anchor = "#" + _anchor(c["section"]) if c.get("section") else ""
         lines.append(
             f"| [`{c['id']}`]({base}html/{c['notebook']}.html{anchor}): {_cell(c['statement'], 90)} | "
-            f"{_cell(_plain(c['expected']), 80)} | {_cell(c.get('measured_text') or _plain(c['measured']), 160)} | "
+            f"{_cell(c.get('expected_text') or _plain(c['expected']), 80)} | {_cell(c.get('measured_text') or _plain(c['measured']), 160)} | "
             f"{MARKS[c['verdict']]}" + (f" ({_cell(c['reason'], 90)})" if c.get("reason") else "") + " |")
     return "\n".join(lines) + "\n"
 

@@ -15,7 +15,8 @@
   eagerly (notebook 05: Keras sees probabilities, not the ``Softmax`` op).
 - **Divergence.** A NaN/Inf loss or gradient norm is caught inside the step: that update and all
   later ones are skipped, the step is recorded in :attr:`History.diverged_at`, and the loop stops
-  at the next evaluation. No exception.
+  at the next evaluation. No exception. Under a ``LossScaleOptimizer`` a non-finite step is
+  skipped instead, as Keras does, and counted (:attr:`History.skipped_steps`).
 - **Determinism is not set here.** Call :func:`seed_everything` first (the notebooks do, in one
   visible line); the loop only seeds its own batch order.
 """
@@ -71,7 +72,8 @@ class History:
     - ``zero_grad_fraction``: fraction of that batch's examples whose gradient with respect to
       their logits is exactly 0; ``zero_grad_wrong_fraction``: the same among the examples the
       network misclassifies (non-zero only when the loss ignores examples it gets wrong: the
-      saturation signature of notebook 03's ``log(softmax+1e-10)`` and of Keras' clip);
+      saturation signature of notebook 03's ``log(softmax+1e-10)`` and of Keras' clip; NaN
+      when the batch has no misclassified example);
     - ``train_accuracy``: accuracy on that step's training batch in evaluation mode (no dropout);
     - ``test_accuracy``: accuracy on the first ``eval_size`` test examples;
     - ``zero_fraction``: fraction of that batch's softmax outputs (evaluation mode) that are
@@ -79,9 +81,12 @@ class History:
 
     Accuracy is top-1 = label for integer labels, top-1 in the label set for float labels.
     ``final_test_accuracy`` is measured after the last update on the whole test set,
-    ``final_eval_accuracy`` on the evaluation subset; ``final_loss``/``final_grad_norm`` are those
-    of the last step (of step ``diverged_at`` if the run diverged). ``steps_run`` counts the
-    updates applied, ``zero_grad_steps`` those with a gradient global norm of exactly 0.0 (every
+    ``final_eval_accuracy`` on the evaluation subset, and ``test_prediction_counts [C]`` counts how
+    often the final network picks each class on the whole test set (a collapsed network picks one:
+    its accuracy is that class' share); ``final_loss``/``final_grad_norm`` are those
+    of the last step (of step ``diverged_at`` if the run diverged). ``skipped_steps`` counts the
+    non-finite steps a ``LossScaleOptimizer`` skipped (it lowers its scale and goes on, as in
+    ``Model.fit``: no divergence), ``steps_run`` the updates applied, ``zero_grad_steps`` those with a gradient global norm of exactly 0.0 (every
     step, not only evaluated ones). ``traces``: how many times the compiled step was traced (with
     ``compiled=False``: how many times the Python step ran);
     ``step_seconds``: wall time of the updates after the first (which includes the tracing),
@@ -98,9 +103,11 @@ class History:
     zero_fraction: list[float] = field(default_factory=list)
     final_test_accuracy: float = float("nan")
     final_eval_accuracy: float = float("nan")
+    test_prediction_counts: list[int] = field(default_factory=list)
     final_loss: float = float("nan")
     final_grad_norm: float = float("nan")
     steps_run: int = 0
+    skipped_steps: int = 0
     zero_grad_steps: int = 0
     diverged_at: int | None = None
     traces: int = 0
@@ -249,6 +256,7 @@ class _Step:
         self.table = tf.constant(table)
         self.counter = tf.Variable(0, dtype=tf.int32, trainable=False)
         self.diverged = tf.Variable(-1, dtype=tf.int32, trainable=False)
+        self.skipped = tf.Variable(0, dtype=tf.int32, trainable=False)
         self.log = tf.Variable(tf.fill([len(table), len(_LOG_FIELDS)], np.float32(np.nan)),
                                trainable=False)
         self.traces = 0
@@ -279,11 +287,14 @@ class _Step:
         norm = tf.linalg.global_norm([g / scale for g in grads])  # of the unscaled gradients
         zero = tf.reduce_all(tf.equal(tf.zeros_like(logits) if dlogits is None else dlogits, 0.0), -1)
         wrong = tf.logical_not(_correct(logits, y))
-        zero_wrong = tf.reduce_sum(tf.cast(zero & wrong, tf.float32)) / tf.maximum(
-            tf.reduce_sum(tf.cast(wrong, tf.float32)), 1.0)
-        # a LossScaleOptimizer skips a non-finite (overflowed) update and lowers its scale itself
-        finite_grads = self.skips_overflow | tf.math.is_finite(norm)
-        ok = tf.math.is_finite(value) & finite_grads & (self.diverged < 0)
+        n_wrong = tf.reduce_sum(tf.cast(wrong, tf.float32))
+        zero_wrong = tf.where(n_wrong > 0, tf.reduce_sum(tf.cast(zero & wrong, tf.float32))
+                              / tf.maximum(n_wrong, 1.0), np.float32(np.nan))  # NaN: none wrong
+        # a LossScaleOptimizer skips a non-finite update and lowers its scale itself
+        # (keras/src/optimizers/loss_scale_optimizer.py, apply): counted, not a divergence
+        finite = tf.math.is_finite(value) & tf.math.is_finite(norm)
+        self.skipped.assign_add(tf.cast(self.skips_overflow & ~finite, tf.int32))
+        ok = (finite | self.skips_overflow) & (self.diverged < 0)
         tf.cond(ok, lambda: self._apply(grads), self._mark_diverged)
         row = tf.stack([value, norm, tf.reduce_mean(tf.cast(zero, tf.float32)), zero_wrong])
         self.log.scatter_nd_update([[self.counter]], [row])
@@ -383,15 +394,19 @@ def _finish(hist: History, step: _Step, model: Any, data: _Data, x_eval: np.ndar
             y_eval: np.ndarray) -> None:
     """Fill the per-step columns and final fields of ``hist`` from the step's log."""
     d = int(step.diverged.numpy())
+    logged = d if d >= 0 else int(step.counter.numpy())  # steps whose row of the log is filled
     hist.diverged_at = d if d >= 0 else None
-    hist.steps_run = d if d >= 0 else int(step.counter.numpy())
+    hist.skipped_steps = int(step.skipped.numpy())
+    hist.steps_run = logged - hist.skipped_steps
     log = step.log.numpy()
     for j, name in enumerate(_LOG_FIELDS):
         setattr(hist, name, [float(log[i, j]) for i in hist.step])
-    last = d if d >= 0 else hist.steps_run - 1
+    last = d if d >= 0 else logged - 1
     hist.final_loss, hist.final_grad_norm = float(log[last, 0]), float(log[last, 1])
-    hist.zero_grad_steps = int(np.sum(log[: hist.steps_run, 1] == 0.0))
-    hist.final_test_accuracy = accuracy(model, np.asarray(data.x_test), np.asarray(data.y_test))
+    hist.zero_grad_steps = int(np.sum(log[:logged, 1] == 0.0))
+    logits = predict_logits(model, np.asarray(data.x_test))
+    hist.final_test_accuracy = float(np.mean(_correct(tf.constant(logits), tf.constant(np.asarray(data.y_test)))))
+    hist.test_prediction_counts = np.bincount(np.argmax(logits, -1), minlength=logits.shape[-1]).tolist()
     full = len(y_eval) == len(data.y_test)
     hist.final_eval_accuracy = hist.final_test_accuracy if full else accuracy(model, x_eval, y_eval)
     hist.traces = step.traces
