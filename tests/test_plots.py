@@ -21,6 +21,7 @@ def test_training_curves_marks_exact_zero_gradients_one_row_per_run():
     assert all(list(t.get_xdata()) == [10] for t in ticks.values())
     assert norm.get_yscale() == "log"
     assert list(zero.lines[0].get_ydata())[:2] == [1.0, 1.0]  # the NaN (none wrong) is a gap
+    assert [line.get_label() for line in zero.lines] == ["manual (oneDNN) = manual (Eigen) = fused"]
     eigen = next(line for line in acc.lines if line.get_label() == "manual (Eigen)")
     assert eigen.get_color() == plots.COLORS["manual"] and eigen.get_linewidth() < acc.lines[0].get_linewidth()
 

@@ -29,8 +29,9 @@ def training_curves(histories: Mapping[str, History],
     are ticks below the smallest positive norm, one row of ticks per run so none hides another)
     and, among each batch's misclassified examples, the fraction whose logit gradient is exactly
     0 (gaps: no misclassified example). ``document``: printed training logs, label -> ``[(step,
-    accuracy)]``, drawn as small black markers on the accuracy panel up to the last step trained."""
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.4))
+    accuracy)]``, drawn as small black markers on the accuracy panel up to the last step trained.
+    On the third panel runs with identical series share one line (labelled ``"a = b"``)."""
+    fig, axes = plt.subplots(1, 3, figsize=(15, 5.6))
     last = max((max(h.step) for h in histories.values() if h.step), default=0)
     for (label, log), marker in zip((document or {}).items(), ("o", "x", "+"), strict=False):
         shown = [(s, a) for s, a in log if s <= last]
@@ -47,13 +48,22 @@ def training_curves(histories: Mapping[str, History],
                      lw=1.0 if eigen else 1.8, alpha=0.8 if eigen else 1.0)
         axes[0].plot(steps, h.train_accuracy, **style)
         if np.any(norm > 0):
-            axes[1].plot(steps[norm > 0], norm[norm > 0], **style)
-        axes[2].plot(steps, h.zero_grad_wrong_fraction, marker=".", ms=3, **style)
+            axes[1].plot(steps[norm > 0], norm[norm > 0], marker=".", ms=4, **style)
         if name in zero_runs:
             row = floor / 10 ** (0.6 * zero_runs.index(name))
             axes[1].plot(steps[norm == 0], np.full(np.sum(norm == 0), row), "|",
                          color=COLORS.get(base), ms=7,
                          label=f"{name}: exactly 0 at {int(np.sum(norm == 0))} of {len(norm)}")
+    # identical series share one line, labelled with every run it stands for (none hides another)
+    shared: dict[tuple[float, ...], list[str]] = {}
+    for name, h in histories.items():
+        shared.setdefault(tuple(np.nan_to_num(h.zero_grad_wrong_fraction, nan=-1.0)), []).append(name)
+    for names in shared.values():
+        first = names[0]
+        base = first.split()[0]
+        h = histories[first]
+        axes[2].plot(h.step, h.zero_grad_wrong_fraction, marker=".", ms=3, color=COLORS.get(base),
+                     ls=STYLES.get(base, "-"), label=" = ".join(names))
     axes[0].axhline(0.1, color="grey", ls=":", lw=1, label="chance (0.1)")
     axes[0].set_title("training-batch accuracy (no dropout)", fontsize=10)
     axes[0].set(xlabel="step", ylabel="accuracy (fraction)", ylim=(0, 1.02))
@@ -63,8 +73,8 @@ def training_curves(histories: Mapping[str, History],
     axes[2].set_title("misclassified examples whose logit\ngradient is exactly 0 (gaps: none misclassified)",
                       fontsize=10)
     axes[2].set(xlabel="step", ylabel="fraction of misclassified examples", ylim=(-0.02, 1.02))
-    for ax in axes:
-        ax.legend(fontsize=7, loc="best")
+    for ax in axes:  # legends below the panels: none covers a line
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2)
         ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig
@@ -308,7 +318,7 @@ def gradient_vs_gap(deltas: np.ndarray, exact: np.ndarray, grads: Mapping[str, n
     ``p₀ − 1`` behind one line per route (``grads[route] [n, 2]``). NaN gradients cannot be
     drawn as values: they are marked in a band above the data (at +0.2), apart from true zeros."""
     fig, ax = plt.subplots(figsize=(8, 4))
-    ax.plot(deltas, exact, color="black", lw=4, alpha=0.25, label="exact  p₀ − 1")
+    ax.plot(deltas, exact, color="black", lw=4, alpha=0.25, label="exact  p₀ − 1 (the others lie on it until they part)")
     for (name, g), style in zip(grads.items(), ["-", "--", ":"], strict=False):
         line, = ax.plot(deltas, g[:, 0], style, label=name)
         nan = np.isnan(g[:, 0])
@@ -366,9 +376,10 @@ def ce_cost(rows: list[Mapping[str, float | str]], methods: tuple[str, ...]) -> 
                 series = tuple((r["classes"], r["peak_bytes"]) for r in mine if r["peak_bytes"])
                 if series:
                     memory.setdefault(series, []).append(i)
-    for series, idx in memory.items():
+    for k, (series, idx) in enumerate(memory.items()):  # later lines thinner, so that none hides another
         ax_m.plot([c for c, _ in series], [b / 2**20 for _, b in series], f"{markers[idx[0] % 6]}-",
-                  color=f"C{idx[0]}", ms=6, label=" = ".join(methods[i] for i in idx))
+                  color=f"C{idx[0]}", ms=max(3.0, 9 - 1.5 * k), lw=max(0.8, 3.0 - 0.5 * k),
+                  label=" = ".join(methods[i] for i in idx))
     ax_t.axhline(1.0, color="black", lw=2, alpha=0.4, label="floor: one exp pass (same compiler)")
     ax_t.axhline(1.3, color="black", ls=":", lw=1, label="1.3× the floor")
     cs = sorted({r["classes"] for r in rows})
@@ -464,7 +475,7 @@ def mixed_precision(rows: list[Mapping[str, object]], lost: Mapping[str, Mapping
     grid = [r for r in rows if r["grid"]]
     methods = list(dict.fromkeys(str(r["method"]) for r in grid))
     configs = list(dict.fromkeys((str(r["policy"]), str(r["output"])) for r in grid))
-    fig, (ax_a, ax_g) = plt.subplots(1, 2, figsize=(13, 4.4), gridspec_kw={"width_ratios": [3, 2]})
+    fig, (ax_a, ax_g) = plt.subplots(1, 2, figsize=(13, 5.0), gridspec_kw={"width_ratios": [3, 2]})
     means = {}
     for i, method in enumerate(methods):
         for policy, output in configs:
@@ -490,7 +501,7 @@ def mixed_precision(rows: list[Mapping[str, object]], lost: Mapping[str, Mapping
     ax_g.set(xlabel="exactly 0 here, non-zero in float32 (% of float32's non-zero elements)",
              xlim=(0, max(float(np.max(to_range + other)), 1e-3) * 1.6),
              title="gradient elements lost without a loss scale")
-    ax_g.legend(fontsize=8, loc="lower right")
+    ax_g.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2))  # below: covers no bar
     ax_g.invert_yaxis()
     fig.tight_layout()
     return fig
