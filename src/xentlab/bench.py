@@ -186,33 +186,32 @@ def sparse_labels(method: str) -> bool:
     return method in ("sparse", "logsumexp_gather")
 
 
-def _ce_step(method: str, *, compiled: bool = False) -> Callable[[tf.Tensor, tf.Tensor], tf.Tensor]:
-    """Forward + backward of one formulation inside ``tf.function`` (with XLA if ``compiled``):
-    the gradient of the summed loss with respect to the logits."""
-    loss = _ce_loss(method)
+def _grad_step(loss: Callable[[tf.Tensor, tf.Tensor], tf.Tensor], *,
+               compiled: bool = False) -> Callable[[tf.Tensor, tf.Tensor], tf.Tensor]:
+    """Forward + backward of ``loss(labels, logits)`` (any shape; summed) inside ``tf.function``
+    (with XLA if ``compiled``): the gradient with respect to the logits, as a training step
+    needs it."""
 
     @tf.function(autograph=False, jit_compile=compiled)
     def step(labels: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
         with tf.GradientTape() as tape:
             tape.watch(logits)
-            value = loss(labels, logits)
+            value = tf.reduce_sum(loss(labels, logits))
         return tape.gradient(value, logits)
 
     return step
 
 
+def _ce_step(method: str, *, compiled: bool = False) -> Callable[[tf.Tensor, tf.Tensor], tf.Tensor]:
+    """:func:`_grad_step` of one formulation of :data:`CE_METHODS`."""
+    return _grad_step(_ce_loss(method), compiled=compiled)
+
+
 def forward_backward_ms(loss: Callable[[tf.Tensor, tf.Tensor], tf.Tensor], labels: tf.Tensor,
                         logits: tf.Tensor, repeats: int) -> dict[str, float]:
-    """Milliseconds (min / median / max over ``repeats``) of one forward + backward call of
-    ``loss(labels, logits)`` (any shape; summed) inside ``tf.function``: the loss and its
-    gradient with respect to the logits, as a training step needs them."""
-    @tf.function(autograph=False)
-    def step(y: tf.Tensor, z: tf.Tensor) -> tf.Tensor:
-        with tf.GradientTape() as tape:
-            tape.watch(z)
-            value = tf.reduce_sum(loss(y, z))
-        return tape.gradient(value, z)
-
+    """Milliseconds (min / median / max over ``repeats``) of one :func:`_grad_step` call of
+    ``loss`` (inside ``tf.function``, no XLA)."""
+    step = _grad_step(loss)
     return {k: 1e3 * v for k, v in timing(lambda: step(labels, logits).numpy(), repeats).items()}
 
 
