@@ -904,8 +904,8 @@ def _optimized_op_types(concrete: Any) -> list[str]:
 
 @_without_op_determinism
 def modes(*, classes: int = 5, gap: float = 100.0) -> list[Row]:
-    """The manual formula (:data:`MANUAL`) at a float32 logit ``gap`` (a confident mistake, one example), in each of
-    :data:`MODES`. Grappler's arithmetic optimizer rewrites ``Log(Softmax(x))`` into
+    """The manual formula (:data:`MANUAL`) at a float32 logit ``gap`` (a confident mistake, one
+    example), in each of :data:`MODES`. Grappler's arithmetic optimizer rewrites ``Log(Softmax(x))`` into
     ``LogSoftmax(x)`` when nothing else reads the softmax (``LogSoftmaxStage`` in
     ``tensorflow/core/grappler/optimizers/arithmetic_optimizer.cc``): in a forward-only graph,
     not when the gradient (which reads the softmax) is in the same graph, never eagerly.
@@ -918,11 +918,8 @@ def modes(*, classes: int = 5, gap: float = 100.0) -> list[Row]:
     z = np.zeros((1, classes), np.float32)
     z[0, 1] = gap
     logits, labels = tf.constant(z), tf.one_hot([0], classes)
-
     manual = entry(MANUAL)
-
-    def forward(y: tf.Tensor, x: tf.Tensor) -> tf.Tensor:
-        return manual.fn(y, x)
+    forward = manual.fn
 
     def with_gradient(y: tf.Tensor, x: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         with tf.GradientTape() as tape:
