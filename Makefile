@@ -12,7 +12,7 @@ STAMP    := $(VENV)/.installed
 export TF_CPP_MIN_LOG_LEVEL := 2
 # TensorFlow picks its oneDNN or Eigen CPU kernels from the CPU's flags unless this is set
 # (docs/glossary.md, "oneDNN and Eigen kernels"); the two print different digits. oneDNN on every
-# x86 machine by default (xentlab.config.TF_ENVIRONMENT); `TF_ENABLE_ONEDNN_OPTS=0 make nbval`
+# x86 machine by default (xentlab.runtime.TF_ENVIRONMENT); `TF_ENABLE_ONEDNN_OPTS=0 make nbval`
 # checks the committed notebooks under Eigen's kernels.
 export TF_ENABLE_ONEDNN_OPTS ?= 1
 NBVAL := $(PY) -m pytest -q -p no:randomly --nbval --nbval-current-env --nbval-sanitize-with notebooks/sanitize.cfg notebooks

@@ -25,26 +25,11 @@ def run_mode(request) -> Callable[[Callable], Callable]:
 
 @pytest.fixture
 def op_determinism() -> Iterator[Callable[[bool], None]]:
-    """Yield a setter for TF's op determinism; the previous state is restored afterwards.
+    """Yield a setter for TF's op determinism (:func:`xentlab.runtime.set_op_determinism`); the
+    previous state is restored afterwards, so tests stay independent of their order (graphs
+    traced while it was on keep what they traced)."""
+    from xentlab import runtime
 
-    The public ``tf.config.experimental.enable_op_determinism()`` is process-wide and one-way
-    (``xentlab.train.seed_everything`` turns it on for the rest of the process, as the training
-    tests do); the undo used here, ``disable_op_determinism``, is TF-internal
-    (``tensorflow.python.framework.config``). Restoring it keeps the tests independent of their
-    order: ``tf.nn``'s cross-entropy ops and anything else that branches on
-    ``is_op_determinism_enabled()`` behave in later tests as they would have without this one.
-    Graphs traced while it was on keep what they traced.
-    """
-    from tensorflow.python.framework import config as tf_config
-
-    before = tf_config.is_op_determinism_enabled()
-
-    def set_state(on: bool) -> None:
-        if on:
-            tf_config.enable_op_determinism()
-        else:
-            tf_config.disable_op_determinism()
-        assert tf_config.is_op_determinism_enabled() == on
-
-    yield set_state
-    set_state(before)
+    before = runtime.op_determinism_enabled()
+    yield runtime.set_op_determinism
+    runtime.set_op_determinism(before)

@@ -183,7 +183,7 @@ def acc() -> list[dict]:
     names = [SOFTMAX, SPARSE, SIGMOID, atlas.WEIGHTED, atlas.MANUAL, atlas.KERAS_FOCAL,
              atlas.KERAS_CCE, atlas.KERAS_CCE_KERAS_SOFTMAX, atlas.OPS_BCE_PROBS,
              *PROBABILITY_CAPPED]
-    return atlas.accuracy(names)
+    return atlas.extremes(names)
 
 
 @pytest.mark.parametrize("name", PROBABILITY_CAPPED)
@@ -240,7 +240,7 @@ def test_weighted_cross_entropy_gradient_at_zero_logits(acc):
 
 def test_failed_calls_are_rows_not_exceptions():
     sampled = next(e for e in ENTRY_POINTS if e.name.startswith("tf.nn.sampled_softmax_loss"))
-    rows = atlas.accuracy([sampled], dtypes=["float16"])  # its sampler's float32 meets float16
+    rows = atlas.extremes([sampled], dtypes=["float16"])  # its sampler's float32 meets float16
     assert all(r["error"] == "InvalidArgumentError" and r["value"] is None for r in rows)
 
 
@@ -355,15 +355,15 @@ def test_measure_rejects_equal_batch_and_classes():
 def test_measure_covers_every_entry_point(full):
     names = [e.name for e in ENTRY_POINTS]
     assert [r["name"] for r in full.entries] == names
-    n_rows = len(atlas.accuracy_rows(5, 0))
+    n_rows = len(atlas.extreme_rows(5, 0))
     for name in names:
         assert len(select(full.label_formats, entry=name)) == len(LABEL_FORMATS)
-        assert len(select(full.accuracy, entry=name)) == len(atlas.DTYPES) * n_rows
+        assert len(select(full.extremes, entry=name)) == len(atlas.DTYPES) * n_rows
         assert len(select(full.graphs, entry=name)) == 2
         assert select(full.bad_labels, entry=name)
     tables = atlas.tables(full)
     assert set(tables) == set(Atlas.SECTIONS)
-    assert tables["accuracy"].count("\n") == len(full.accuracy) + 2
+    assert tables["extremes"].count("\n") == len(full.extremes) + 2
     assert full.settings["tensorflow"] == tf.__version__
 
 
@@ -380,7 +380,7 @@ def test_decision_guide_is_written_from_the_rows_and_deterministic(full):
     assert decision_guide(measure(entries=GUIDE_ENTRIES)) == guide
     # Its numbers come from the rows: change one and the text follows.
     edited = copy.deepcopy(full)
-    one(edited.accuracy, entry=atlas.KERAS_CCE_PROBS, row="gap 100",
+    one(edited.extremes, entry=atlas.KERAS_CCE_PROBS, row="gap 100",
         dtype="float32")["value"] = 12.3456
     assert "12.346" in decision_guide(edited) and "12.346" not in guide
 
@@ -394,22 +394,22 @@ def test_matrix_pivots_rows_and_cells_say_one_word():
                                  "| a | raises ValueError | silent 0.000 |", "| b |  | nan |"]
     ok = {"error": None, "value_finite": True, "value": 1.0, "oracle": 1.0, "rel_error": 0.0,
           "grad_finite": True, "grad_abs_error": 0.0, "grad_max_abs": 0.5, "oracle_grad_max_abs": 0.5}
-    assert atlas.accuracy_cell(ok) == "ok"
+    assert atlas.extremes_cell(ok) == "ok"
     capped = {**ok, "value": CAP, "oracle": 100.0, "rel_error": 0.84, "grad_max_abs": 0.0}
-    assert atlas.accuracy_cell(capped) == "16.12 (exact 100); grad 0"
+    assert atlas.extremes_cell(capped) == "16.12 (exact 100); grad 0"
     rough = {**ok, "value": 1.003, "rel_error": 0.003}  # bfloat16 rounding, beyond float32's tolerance
-    assert atlas.accuracy_cell({**rough, "dtype": "bfloat16"}) == "ok"
-    assert atlas.accuracy_cell({**rough, "dtype": "float32"}) == "1.003 (exact 1)"
+    assert atlas.extremes_cell({**rough, "dtype": "bfloat16"}) == "ok"
+    assert atlas.extremes_cell({**rough, "dtype": "float32"}) == "1.003 (exact 1)"
     assert atlas.format_cell({"accepted": True, "matches_oracle": False, "max_abs_error": 3.7123}) == "differs by 3.71"
     assert atlas.graph_cell({"error": None, "fused_kernel": True, "n_ops": 10}) == "fused kernel (10 ops)"
 
 
 def test_guide_number_formats_are_stable():
-    assert atlas._fmt_small(3.2e-8) == "< 1e-6"
-    assert atlas._fmt_small(0.00123) == "0.001"
-    assert atlas._fmt_small(0.0) == "0"
-    assert atlas._fmt_small(math.inf) == "inf" and atlas._fmt_small(math.nan) == "NaN"
-    assert atlas._fmt_value(CAP) == "16.118" and atlas._fmt_value(-math.inf) == "-inf"
+    assert atlas.fmt_small(3.2e-8) == "< 1e-6"
+    assert atlas.fmt_small(0.00123) == "0.001"
+    assert atlas.fmt_small(0.0) == "0"
+    assert atlas.fmt_small(math.inf) == "inf" and atlas.fmt_small(math.nan) == "NaN"
+    assert atlas.fmt_value(CAP) == "16.118" and atlas.fmt_value(-math.inf) == "-inf"
 
 
 def test_modes_show_grapplers_log_softmax_rewrite_only_in_a_forward_graph():

@@ -124,10 +124,10 @@ def test_setup_pins_onednn_before_tensorflow(path):
 
 
 def test_notebook_setup_applies_the_tensorflow_environment():
-    from xentlab import config, notebook
+    from xentlab import notebook, runtime
 
     assert "set_tensorflow_environment()" in __import__("inspect").getsource(notebook.setup)
-    assert config.TF_ENVIRONMENT["TF_ENABLE_ONEDNN_OPTS"] == "1"
+    assert runtime.TF_ENVIRONMENT["TF_ENABLE_ONEDNN_OPTS"] == "1"
 
 
 def test_makefile_pins_onednn_unless_the_user_sets_it():

@@ -219,9 +219,8 @@ _XENT_LOGITS = tf.constant([[0.5, -1.0, 2.0, 0.0], [1.0, 1.0, 1.0, 1.0], [3.0, -
 _XENT_CLASSES = tf.constant([2, 0, 1])
 
 
-# Op determinism is process-wide, and its public switch is one-way; the op_determinism fixture
-# (conftest.py) restores the previous state through TF's internal disable_op_determinism. The
-# training tests enable it for good anyway (xentlab.train.seed_everything).
+# Op determinism is process-wide; the op_determinism fixture (conftest.py) restores the previous
+# state (xentlab.runtime.op_determinism).
 @pytest.mark.parametrize("deterministic", [False, True])
 def test_fused_runs_the_kernel_and_its_gradient(op_determinism, deterministic):
     op_determinism(deterministic)

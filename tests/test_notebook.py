@@ -5,7 +5,7 @@ import os
 import numpy as np
 import pytest
 
-from xentlab import config, notebook, record
+from xentlab import config, notebook, record, runtime
 
 RULES = {
     "dataset": notebook.choice("mnist", "mnist10k"),
@@ -56,10 +56,10 @@ def test_every_problem_is_listed_and_missing_ones_too():
 def test_setup_sets_the_environment_starts_the_record_and_prints_versions(capsys, monkeypatch,
                                                                           tmp_path):
     monkeypatch.setenv(config.RUN_DIR_ENV, str(tmp_path))
-    for name in config.TF_ENVIRONMENT:
+    for name in runtime.TF_ENVIRONMENT:
         monkeypatch.delenv(name, raising=False)
     notebook.setup("99_test")
-    assert all(os.environ[k] == v for k, v in config.TF_ENVIRONMENT.items())
+    assert all(os.environ[k] == v for k, v in runtime.TF_ENVIRONMENT.items())
     assert capsys.readouterr().out.startswith("TensorFlow ")
     record.metric("x", 1)
     assert (tmp_path / "metrics" / "99_test.json").exists()
@@ -77,11 +77,18 @@ def test_error_line_names_the_error_and_strips_the_device_prefix():
     assert error_line(tf_like) == "RuntimeError: label 5 out of range"
 
 
-def test_run_with_kernels_sets_the_onednn_switch_and_reports_failures():
-    from xentlab.notebook import run_with_kernels
 
-    code = "import json, os; print('noise'); print(json.dumps(os.environ['TF_ENABLE_ONEDNN_OPTS']))"
-    assert run_with_kernels(code, onednn=True) == "1"
-    assert run_with_kernels(code, onednn=False) == "0"
-    with pytest.raises(RuntimeError, match="ZeroDivisionError"):
-        run_with_kernels("1 / 0", onednn=True)
+
+
+def test_setup_checks_the_parameters_before_it_touches_anything(monkeypatch, tmp_path):
+    """A bad parameter fails before the record is replaced or the environment is set."""
+    monkeypatch.setenv(config.RUN_DIR_ENV, str(tmp_path))
+    monkeypatch.delenv("TF_ENABLE_ONEDNN_OPTS", raising=False)
+    earlier = tmp_path / "metrics" / "99_bad.json"
+    earlier.parent.mkdir(parents=True)
+    earlier.write_text("{}")
+    with pytest.raises(ValueError, match="parameter steps must be an integer >= 1, got -3"):
+        notebook.setup("99_bad", {"steps": -3}, steps=notebook.integer(1))
+    assert earlier.exists() and "TF_ENABLE_ONEDNN_OPTS" not in os.environ
+    with pytest.raises(ValueError, match="no parameters"):
+        notebook.setup("99_bad", steps=notebook.integer(1))

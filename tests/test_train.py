@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from xentlab import losses, models, train
+from xentlab import losses, models, runtime, train
 
 RNG = np.random.default_rng(0)
 DATA = SimpleNamespace(
@@ -151,9 +151,9 @@ def test_sparse_and_one_hot_fused_train_identically():
 
 
 def test_eager_and_compiled_steps_agree():
-    train.seed_everything(0)
+    runtime.seed(0)
     a = run(compiled=True)
-    train.seed_everything(0)
+    runtime.seed(0)
     b = run(compiled=False)
     np.testing.assert_allclose(a.loss, b.loss, rtol=1e-4)
     assert b.traces == 6 and a.traces == 1  # eager: the Python step runs every time
@@ -192,11 +192,6 @@ def test_accuracy_helper_int_and_multi_hot():
         train.accuracy(Fixed(), x, np.array([0]))
 
 
-def test_seed_everything_can_leave_determinism_alone():
-    train.seed_everything(3, deterministic=False)  # must not raise; seeds only
-    a = tf.random.uniform([2]).numpy()
-    train.seed_everything(3, deterministic=False)
-    np.testing.assert_array_equal(a, tf.random.uniform([2]).numpy())
 
 
 def test_step_seconds_excludes_the_traced_first_step():
@@ -235,10 +230,10 @@ def test_loss_scale_optimizer_scales_the_loss_and_skips_overflow():
     skipped by the optimizer (it halves the scale), not counted as divergence."""
     import keras
 
-    from xentlab import precision
+    from xentlab import mixed_precision
 
     def run(opt):
-        model = precision.mlp("float32", hidden=16)
+        model = mixed_precision.mlp("float32", hidden=16)
         return model, train.train(model, DATA, loss="fused", steps=4, batch_size=8, optimizer=opt,
                                   eval_every=2, eval_size=8, progress=False)
 
@@ -246,7 +241,7 @@ def test_loss_scale_optimizer_scales_the_loss_and_skips_overflow():
     _, scaled = run(keras.optimizers.LossScaleOptimizer(keras.optimizers.SGD(0.1), initial_scale=2.0**10))
     np.testing.assert_allclose(scaled.grad_norm, plain.grad_norm, rtol=1e-4)
     opt = keras.optimizers.LossScaleOptimizer(keras.optimizers.SGD(0.1), initial_scale=2.0**24)
-    model = precision.mlp("mixed_float16", hidden=16)  # float16 gradients overflow at 65,504
+    model = mixed_precision.mlp("mixed_float16", hidden=16)  # float16 gradients overflow at 65,504
     h = train.train(model, DATA, loss="fused", steps=4, batch_size=8, optimizer=opt, eval_every=2,
                     eval_size=8, progress=False)
     assert h.diverged_at is None and float(opt.dynamic_scale.numpy()) < 2.0**24
@@ -256,7 +251,7 @@ def test_loss_scale_optimizer_scales_the_loss_and_skips_overflow():
 def test_a_non_finite_loss_is_skipped_under_loss_scaling_and_diverges_without():
     import keras
 
-    from xentlab import precision
+    from xentlab import mixed_precision
 
     def inf_loss(labels, logits):
         return tf.reduce_mean(logits) + np.float32(np.inf)
@@ -264,7 +259,7 @@ def test_a_non_finite_loss_is_skipped_under_loss_scaling_and_diverges_without():
     runs = {}
     for name, opt in (("scaled", keras.optimizers.LossScaleOptimizer(keras.optimizers.SGD(0.1))),
                       ("plain", keras.optimizers.SGD(0.1))):
-        runs[name] = train.train(precision.mlp("float32", hidden=8), DATA, loss=inf_loss, steps=3,
+        runs[name] = train.train(mixed_precision.mlp("float32", hidden=8), DATA, loss=inf_loss, steps=3,
                                  batch_size=8, optimizer=opt, eval_every=3, eval_size=8, progress=False)
     assert (runs["scaled"].diverged_at, runs["scaled"].skipped_steps, runs["scaled"].steps_run) == (None, 3, 0)
     assert (runs["plain"].diverged_at, runs["plain"].skipped_steps, runs["plain"].steps_run) == (0, 0, 0)

@@ -6,10 +6,6 @@ import argparse
 import sys
 from pathlib import Path
 
-from xentlab.config import set_tensorflow_environment
-
-set_tensorflow_environment()
-
 
 def _parser() -> argparse.ArgumentParser:
     from xentlab.data import DATASETS, DEFAULT_DATASET
@@ -48,7 +44,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from xentlab import runtime
+
     args = _parser().parse_args(argv)
+    runtime.set_tensorflow_environment()  # before any command loads TensorFlow
     try:
         if args.command == "data":
             import logging

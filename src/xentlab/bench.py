@@ -35,7 +35,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from xentlab import losses, models, train
+from xentlab import losses, models, runtime, train
 
 BATCH = 128
 CE_BATCH = 256
@@ -91,12 +91,8 @@ def forward_flops(model: Callable[..., tf.Tensor], example_shape: tuple[int, ...
     ).graph
     builder = tf.compat.v1.profiler.ProfileOptionBuilder
     options = builder(builder.float_operation()).with_empty_output().build()
-    level = tf.get_logger().level
-    tf.get_logger().setLevel("ERROR")  # the v1 profiler logs a deprecation notice
-    try:
+    with runtime.quiet_tensorflow_logger():  # the v1 profiler logs a deprecation notice
         return int(tf.compat.v1.profiler.profile(graph=graph, options=options).total_float_ops)
-    finally:
-        tf.get_logger().setLevel(level)
 
 
 class _StepTimer(keras.callbacks.Callback):
@@ -127,7 +123,7 @@ def _fit_seconds_per_step(x: np.ndarray, y: np.ndarray, feed: str, seed: int) ->
 
 
 def _runner_seconds_per_step(data: Any, steps: int, seed: int) -> float:
-    train.seed_everything(seed, deterministic=False)  # as Model.fit runs: no op determinism
+    runtime.seed(seed)
     model = models.layers_cnn(dropout_rate=0.25, seed=seed)
     hist = train.train(model, data, loss="fused", steps=steps, batch_size=BATCH,
                        eval_every=steps, eval_size=BATCH, progress=False, seed=seed)
@@ -135,15 +131,18 @@ def _runner_seconds_per_step(data: Any, steps: int, seed: int) -> float:
 
 
 def training_throughput(data: Any, *, steps: int, repeats: int) -> dict[str, float]:
-    """Steps/s of the xentlab loop and of ``Model.fit`` (two feeds), and the FLOP rates."""
+    """Steps/s of the xentlab loop and of ``Model.fit`` (two feeds), and the FLOP rates; each
+    run seeds the process (:func:`xentlab.runtime.seed`, seeds ``0..repeats-1``) and runs
+    without op determinism, as ``Model.fit`` does by default (the previous state is restored)."""
     n = steps * BATCH
     x, y = np.asarray(data.x_train[:n]), np.asarray(data.y_train[:n]).astype(np.int32)
     sub = train.Arrays(x, y, data.x_test[:BATCH], data.y_test[:BATCH])
     runs: dict[str, list[float]] = {"runner": [], "fit_numpy": [], "fit_tfdata": []}
-    for r in range(repeats):  # alternate, so drifts of the machine hit all three alike
-        runs["runner"].append(_runner_seconds_per_step(sub, steps, seed=r))
-        runs["fit_numpy"].append(_fit_seconds_per_step(x, y, "numpy", seed=r))
-        runs["fit_tfdata"].append(_fit_seconds_per_step(x, y, "tfdata", seed=r))
+    with runtime.op_determinism(False):
+        for r in range(repeats):  # alternate, so drifts of the machine hit all three alike
+            runs["runner"].append(_runner_seconds_per_step(sub, steps, seed=r))
+            runs["fit_numpy"].append(_fit_seconds_per_step(x, y, "numpy", seed=r))
+            runs["fit_tfdata"].append(_fit_seconds_per_step(x, y, "tfdata", seed=r))
     rate = {k: 1.0 / statistics.median(v) for k, v in runs.items()}
     spread_ms = {k: {"min": 1e3 * min(v), "median": 1e3 * statistics.median(v), "max": 1e3 * max(v)}
                  for k, v in runs.items()}
@@ -167,17 +166,11 @@ def training_throughput(data: Any, *, steps: int, repeats: int) -> dict[str, flo
     }
 
 
-def _logsumexp_gather(labels: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
-    """``sum(logsumexp(z) - z[y])`` for integer labels ``[B]`` and logits ``[B, C]``."""
-    picked = tf.gather(logits, labels, axis=1, batch_dims=1)
-    return tf.reduce_sum(tf.reduce_logsumexp(logits, axis=-1) - picked)
-
-
 def _ce_loss(method: str) -> Callable[[tf.Tensor, tf.Tensor], tf.Tensor]:
-    if method == "sparse":
-        return losses.reduced(losses.sparse_softmax_cross_entropy, "sum")
-    if method == "logsumexp_gather":
-        return _logsumexp_gather
+    """The summed loss of one of :data:`CE_METHODS` (all from :mod:`xentlab.losses`)."""
+    if sparse_labels(method):
+        return losses.reduced(losses.sparse_softmax_cross_entropy, "sum",
+                              method="fused" if method == "sparse" else method)
     return losses.reduced(losses.softmax_cross_entropy, "sum", method=method)
 
 
@@ -262,8 +255,8 @@ def ce_cost(
     ``bound_ms``: the bytes the op must move at the measured copy bandwidth (read logits and
     dense labels, write the gradient ``[batch, C]``); ``peak_bytes``: :func:`peak_bytes` of one
     call (None where the process keeps no allocator statistics).
-    Run without op determinism (as :func:`run` does): under it ``tf.nn``'s fused ops are
-    rerouted, though ``xentlab.losses`` calls the kernels through ``tf.raw_ops`` either way.
+    Op determinism does not matter here: ``xentlab.losses`` calls the fused kernels through
+    ``tf.raw_ops`` either way.
     """
     if repeats < MIN_REPEATS:
         raise ValueError(f"repeats must be at least {MIN_REPEATS}, got {repeats}")

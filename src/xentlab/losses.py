@@ -29,12 +29,19 @@ import tensorflow as tf
 from tensorflow.types.experimental import TensorLike
 
 __all__ = [
+    "FOCAL_ALPHA",
+    "FOCAL_GAMMA",
     "METHODS",
-    "SIGMOID_METHODS",
+    "ORACLE_FAMILIES",
     "REDUCTIONS",
+    "SIGMOID_METHODS",
+    "SPARSE_METHODS",
     "keras2_categorical_crossentropy",
     "logit_gradient",
+    "manual_softmax_cross_entropy",
+    "oracle",
     "reduced",
+    "reference_sigmoid_cross_entropy",
     "reference_softmax_cross_entropy",
     "relative_errors",
     "sigmoid_cross_entropy",
@@ -44,6 +51,8 @@ __all__ = [
 
 #: The softmax cross-entropy formulations of documents 001 and 002.
 METHODS: tuple[str, ...] = ("manual", "log_softmax", "fused")
+#: The sparse (integer-label) formulations: the fused kernel, and ``logsumexp(z) - z[y]``.
+SPARSE_METHODS: tuple[str, ...] = ("fused", "logsumexp_gather")
 #: The sigmoid cross-entropy formulations of document 003.
 SIGMOID_METHODS: tuple[str, ...] = ("manual", "fused")
 #: How :func:`reduced` turns a per-example loss into a scalar.
@@ -123,8 +132,8 @@ def softmax_cross_entropy(
               underflows at a logit gap of about 17.5 in float16, 86.75 in float32 and
               bfloat16 (TF flushes denormals on CPU), 708.5 in float64.
               Under ``tf.function`` Grappler's arithmetic optimizer rewrites
-              ``log(softmax(x) + 0)`` into ``log_softmax(x)`` when nothing else uses the
-              softmax: a forward-only graph with ``epsilon=0`` returns a finite loss; a graph
+              ``log(softmax(x))`` (``epsilon=0`` adds nothing) into ``log_softmax(x)`` when
+              nothing else uses the softmax: a forward-only graph with ``epsilon=0`` returns a finite loss; a graph
               that also takes the gradient keeps ``inf`` and the NaN gradient.
             * ``"log_softmax"``: ``-reduce_sum(labels * tf.nn.log_softmax(logits, axis), axis)``.
             * ``"fused"``: TensorFlow's fused ``SoftmaxCrossEntropyWithLogits`` kernel, forward
@@ -149,12 +158,23 @@ def softmax_cross_entropy(
     labels = _dense_labels(labels, logits)
     _check_axis(axis, logits.shape.rank)
     if method == "manual":
-        return -tf.reduce_sum(
-            labels * tf.math.log(tf.nn.softmax(logits, axis=axis) + epsilon), axis
-        )
+        return manual_softmax_cross_entropy(labels, logits, epsilon=epsilon, axis=axis)
     if method == "log_softmax":
         return -tf.reduce_sum(labels * tf.nn.log_softmax(logits, axis=axis), axis)
     return _fused_kernel(labels, logits, axis)
+
+
+def manual_softmax_cross_entropy(labels: TensorLike, logits: TensorLike, *, epsilon: float = 0.0,
+                                 axis: int = -1) -> tf.Tensor:
+    """``-reduce_sum(labels * log(softmax(logits) + epsilon), axis)`` exactly as a user writes
+    it (documents 001 and 002), with no input checks: TensorFlow's own broadcasting and errors
+    apply (what the atlas measures). ``epsilon = 0`` writes no ``Add``, so the graph is the
+    documents' ``log(softmax)``. :func:`softmax_cross_entropy` with ``method="manual"`` checks its
+    inputs and calls this; see it for where the formula fails."""
+    probs = tf.nn.softmax(logits, axis=axis)
+    if epsilon:
+        probs = probs + epsilon
+    return -tf.reduce_sum(labels * tf.math.log(probs), axis)
 
 
 def _fused_kernel(labels: tf.Tensor, logits: tf.Tensor, axis: int) -> tf.Tensor:
@@ -176,9 +196,12 @@ def _fused_kernel(labels: tf.Tensor, logits: tf.Tensor, axis: int) -> tf.Tensor:
     return loss
 
 
-def sparse_softmax_cross_entropy(labels: TensorLike, logits: TensorLike) -> tf.Tensor:
-    """TensorFlow's fused ``SparseSoftmaxCrossEntropyWithLogits`` kernel per example
-    (documents 000, 003).
+def sparse_softmax_cross_entropy(labels: TensorLike, logits: TensorLike, *,
+                                 method: str = "fused") -> tf.Tensor:
+    """Softmax cross-entropy per example from integer labels (documents 000, 003): with
+    ``method="fused"`` TensorFlow's ``SparseSoftmaxCrossEntropyWithLogits`` kernel, with
+    ``"logsumexp_gather"`` ``reduce_logsumexp(logits) - gather(logits, labels)`` (two
+    library ops, no fused kernel: what a compiler sees when it fuses the loss itself).
 
     The kernel and its registered gradient run in every mode, op determinism included (called
     through ``tf.raw_ops``: under op determinism ``tf.nn.sparse_softmax_cross_entropy_with_logits``
@@ -195,6 +218,7 @@ def sparse_softmax_cross_entropy(labels: TensorLike, logits: TensorLike) -> tf.T
     Returns:
         ``[batch]`` in ``logits``' dtype; equal to the dense loss on ``one_hot(labels)``.
     """
+    _check_method(method, SPARSE_METHODS)
     logits = _floating(logits, "logits")
     labels = tf.convert_to_tensor(labels)
     if not labels.dtype.is_integer:
@@ -222,6 +246,9 @@ def sparse_softmax_cross_entropy(labels: TensorLike, logits: TensorLike) -> tf.T
                 f"label value {bad.flat[0]} is outside the valid range [0, {num_classes}) "
                 f"(num_classes = logits.shape[-1] = {num_classes})"
             )
+    if method == "logsumexp_gather":
+        picked = tf.gather(logits, labels, axis=-1, batch_dims=labels.shape.rank)
+        return tf.reduce_logsumexp(logits, axis=-1) - picked
     if labels.dtype not in (tf.int32, tf.int64):  # the kernel takes only these two
         labels = tf.cast(labels, tf.int64)
     loss, _ = tf.raw_ops.SparseSoftmaxCrossEntropyWithLogits(
@@ -332,17 +359,105 @@ def keras2_categorical_crossentropy(
     return -tf.reduce_sum(target * tf.math.log(output), axis=-1)
 
 
-def reference_softmax_cross_entropy(labels: TensorLike, logits: TensorLike) -> np.ndarray:
-    """Float64 NumPy oracle: ``-sum(labels * (z - max - log(sum(exp(z - max)))), -1)``.
+# --------------------------------------------------------------------------------------------
+# The float64 oracle: every verdict compares a formulation with these
+# --------------------------------------------------------------------------------------------
 
-    Accepts array-likes and tensors of any dtype and computes in float64 (log-sum-exp, so it
-    never overflows for finite logits). ``[..., C]`` in, ``[...]`` float64 out.
+#: Keras' focal-loss defaults (``keras/src/losses/losses.py``, ``CategoricalFocalCrossentropy``
+#: and ``BinaryFocalCrossentropy``): ``alpha`` 0.25, ``gamma`` 2.0.
+FOCAL_ALPHA, FOCAL_GAMMA = 0.25, 2.0
+#: The loss families :func:`oracle` computes.
+ORACLE_FAMILIES: tuple[str, ...] = ("softmax", "sigmoid", "categorical_focal", "binary_focal")
+
+
+def _log_softmax64(z: np.ndarray) -> np.ndarray:
+    """``log_softmax(z)`` ``[..., C]`` in float64: ``z - max - log1p(sum of the others' exp(z -
+    max))``. The largest term's ``exp(0) = 1`` is left out of the sum and taken by ``log1p``,
+    so a confident row keeps its tiny loss (``log(1 + 1e-20)`` would round to 0)."""
+    top = np.argmax(z, axis=-1)[..., None]
+    m = np.take_along_axis(z, top, axis=-1)
+    e = np.exp(z - m)
+    np.put_along_axis(e, top, 0.0, axis=-1)
+    return z - m - np.log1p(e.sum(axis=-1, keepdims=True))
+
+
+def _log_sigmoid64(z: np.ndarray) -> np.ndarray:
+    """``log(sigmoid(z)) = -softplus(-z)``, stable for any finite ``z``."""
+    return -(np.maximum(-z, 0.0) + np.log1p(np.exp(-np.abs(z))))
+
+
+def _softmax_oracle(t: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``[...]`` value ``-sum(t log_softmax(z))``, ``[..., C]`` gradient ``sum(t) softmax(z) - t``."""
+    ls = _log_softmax64(z)
+    return -(t * ls).sum(-1), t.sum(-1, keepdims=True) * np.exp(ls) - t
+
+
+def _sigmoid_oracle(t: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Element-wise value ``-(t log s + (1-t) log(1-s))``, gradient ``s - t``."""
+    value = -(t * _log_sigmoid64(z) + (1 - t) * _log_sigmoid64(-z))
+    return value, np.exp(_log_sigmoid64(z)) - t
+
+
+def _categorical_focal_oracle(t: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Keras' ``categorical_focal_crossentropy`` without its clip: ``[...]`` value
+    ``sum(alpha (1-p)^gamma (-t log p))`` and its ``[..., C]`` gradient through the softmax
+    (``a_j = f'(p_j) p_j``, ``grad_k = a_k - p_k sum_j a_j``)."""
+    logp = _log_softmax64(z)
+    p, q = np.exp(logp), -np.expm1(logp)  # q = 1 - p without cancellation
+    value = (FOCAL_ALPHA * q**FOCAL_GAMMA * (-t * logp)).sum(-1)
+    a = FOCAL_ALPHA * t * (FOCAL_GAMMA * q ** (FOCAL_GAMMA - 1) * p * logp - q**FOCAL_GAMMA)
+    return value, a - p * a.sum(-1, keepdims=True)
+
+
+def _binary_focal_oracle(t: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Keras' ``binary_focal_crossentropy`` (no class balancing) without its clip: element-wise
+    ``(1 - p_t)^gamma bce`` and its gradient."""
+    bce, dbce = _sigmoid_oracle(t, z)
+    s, r = np.exp(_log_sigmoid64(z)), np.exp(_log_sigmoid64(-z))  # s and 1 - s
+    one_minus_pt = t * r + (1 - t) * s
+    factor = one_minus_pt**FOCAL_GAMMA
+    dfactor = FOCAL_GAMMA * one_minus_pt ** (FOCAL_GAMMA - 1) * (1 - 2 * t) * s * r
+    return factor * bce, factor * dbce + bce * dfactor
+
+
+_ORACLES = {"softmax": _softmax_oracle, "sigmoid": _sigmoid_oracle,
+            "categorical_focal": _categorical_focal_oracle, "binary_focal": _binary_focal_oracle}
+
+
+def oracle(family: str, target: TensorLike, logits: TensorLike) -> tuple[np.ndarray, np.ndarray]:
+    """Float64 NumPy value and gradient of a cross-entropy, from the exact formula (no clip, no
+    epsilon): the reference every verdict compares a formulation with.
+
+    Args:
+        family: one of :data:`ORACLE_FAMILIES`.
+        target: ``[..., C]`` the class distribution (softmax families) or per-class targets in
+            [0, 1] (sigmoid families); any array-like or tensor.
+        logits: ``[..., C]`` logits, any dtype (computed in float64).
+
+    Returns:
+        ``(value, gradient)``: value ``[...]`` for the softmax families, ``[..., C]`` element-wise
+        for the sigmoid ones; gradient ``[..., C]`` of ``sum(value)`` with respect to the logits.
     """
-    z = np.asarray(logits, dtype=np.float64)
-    y = np.asarray(labels, dtype=np.float64)
-    shifted = z - np.max(z, axis=-1, keepdims=True)
-    log_softmax = shifted - np.log(np.sum(np.exp(shifted), axis=-1, keepdims=True))
-    return -np.sum(y * log_softmax, axis=-1)
+    if family not in _ORACLES:
+        raise ValueError(f"unknown family {family!r}; choose one of {ORACLE_FAMILIES}")
+    return _ORACLES[family](np.asarray(target, np.float64), np.asarray(logits, np.float64))
+
+
+def reference_softmax_cross_entropy(labels: TensorLike, logits: TensorLike) -> np.ndarray:
+    """The float64 oracle's softmax cross-entropy value (:func:`oracle`): ``[..., C]`` in,
+    ``[...]`` float64 out; never overflows for finite logits."""
+    return oracle("softmax", labels, logits)[0]
+
+
+def reference_sigmoid_cross_entropy(labels: TensorLike, logits: TensorLike,
+                                    dtype: str = "float64") -> np.ndarray:
+    """``max(x, 0) - x z + log1p(exp(-|x|))`` element-wise, in NumPy, computed in ``dtype``: the
+    formula ``tf.nn.sigmoid_cross_entropy_with_logits`` documents and composes
+    (``tensorflow/python/ops/nn_impl.py``). In float64 it is the oracle's value (:func:`oracle`,
+    ``"sigmoid"``) to within rounding."""
+    x = np.asarray(logits, dtype=np.float64).astype(dtype)
+    z = np.asarray(labels, dtype=np.float64).astype(dtype)
+    return (np.maximum(x, 0) - x * z + np.log1p(np.exp(-np.abs(x)))).astype(dtype)
 
 
 def logit_gradient(labels: TensorLike, logits: TensorLike, **kwargs: Any) -> tuple[float, np.ndarray]:
@@ -350,7 +465,7 @@ def logit_gradient(labels: TensorLike, logits: TensorLike, **kwargs: Any) -> tup
     :func:`softmax_cross_entropy` (``kwargs``: ``method``, ``epsilon``, ``axis``), float32."""
     z = tf.Variable(logits, dtype=tf.float32)
     with tf.GradientTape() as tape:
-        loss = tf.reduce_sum(softmax_cross_entropy(labels, z, **kwargs))
+        loss = reduced(softmax_cross_entropy, "sum", **kwargs)(labels, z)
     return float(loss), tape.gradient(loss, z).numpy()
 
 

@@ -1,47 +1,48 @@
-"""What every notebook does first: :func:`setup`, then :func:`check_params` on its parameters.
+"""What every notebook does first: :func:`setup`, with its parameters' rules.
 
-``setup`` must run before TensorFlow is imported (it sets TensorFlow's environment,
-:data:`xentlab.config.TF_ENVIRONMENT`), so a notebook's Setup cell starts with it::
+A notebook's parameters cell comes first (papermill injects its overrides after it); the Setup
+cell then checks every parameter, sets TensorFlow's environment and starts the record, in that
+order, so a bad parameter fails at once, before TensorFlow loads and before anything is
+written::
 
-    from xentlab import notebook
-    notebook.setup("03_log_zero_collapse")
-
-and its validation cell declares each parameter's rule::
-
-    notebook.check_params(globals(), dataset=notebook.choice(*data.DATASETS),
-                          steps=notebook.integer(1), progress=notebook.BOOLEAN)
+    from xentlab import data, notebook
+    notebook.setup("03_log_zero_collapse", globals(), dataset=notebook.choice(*data.DATASETS),
+                   steps=notebook.integer(1), progress=notebook.BOOLEAN)
 """
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from xentlab import config
+from xentlab import config, runtime
 
 __all__ = ["BOOLEAN", "Rule", "check_params", "choice", "error_line", "integer", "integers", "number",
-           "run_with_kernels", "setup"]
+           "setup"]
 
 #: A parameter rule: returns what the value must be when it is wrong, None when it is right.
 Rule = Callable[[Any], str | None]
 
 
-def setup(name: str) -> None:
-    """Set TensorFlow's environment, import it quietly, start the notebook's record
-    (:func:`xentlab.record.start`) with the kernel set that runs (:func:`xentlab.config.kernel_set`)
-    and print the versions line."""
-    config.set_tensorflow_environment()
+def setup(name: str, params: Mapping[str, Any] | None = None, **rules: Rule) -> None:
+    """Check ``params`` (a notebook passes ``globals()``) against ``rules``
+    (:func:`check_params`), then set TensorFlow's environment
+    (:func:`xentlab.runtime.set_tensorflow_environment`), import it, set its Python logger to
+    ERROR for the notebook's process (every training run traces its own step), start the
+    notebook's record (:func:`xentlab.record.start`: its previous records are replaced) with the
+    kernel set that runs (:func:`xentlab.config.kernel_set`) and print the versions line."""
+    if rules:
+        if params is None:
+            raise ValueError("setup got parameter rules but no parameters (pass globals())")
+        check_params(params, **rules)
+    runtime.set_tensorflow_environment()
     import keras
     import numpy as np
     import tensorflow as tf
 
     from xentlab import record
 
-    tf.get_logger().setLevel("ERROR")  # every training run traces its own step: no notices
+    runtime.silence_tensorflow_logger()
     record.start(name)
     record.metric("kernels", config.kernel_set())  # oneDNN or Eigen, for the report's provenance
     print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}, NumPy {np.__version__}")
@@ -112,18 +113,3 @@ def error_line(fn: Callable[[], Any]) -> str | None:
             first = first.split("}}", 1)[1].strip()
         return f"{type(e).__name__}: {first}"
     return None
-
-
-def run_with_kernels(code: str, *, onednn: bool, timeout: float = 300) -> Any:
-    """Run ``code`` in a fresh Python process with TensorFlow's oneDNN CPU kernels on
-    (``TF_ENABLE_ONEDNN_OPTS=1``, the project's setting) or off (Eigen's kernels), and return
-    the JSON value it prints last. The variable is read once, when TensorFlow loads, so a
-    notebook compares kernel sets only this way. Raises ``RuntimeError`` with the process'
-    stderr if it fails."""
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "TF_ENABLE_ONEDNN_OPTS": "1" if onednn else "0"}
-    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                          timeout=timeout, check=False)
-    lines = done.stdout.strip().splitlines()
-    if done.returncode != 0 or not lines:
-        raise RuntimeError(f"the subprocess failed (exit {done.returncode}):\n{done.stderr[-2000:]}")
-    return json.loads(lines[-1])

@@ -468,10 +468,10 @@ def step_times(spread: Mapping[str, Mapping[str, float]], labels: Mapping[str, s
 def mixed_precision(rows: list[Mapping[str, object]], lost: Mapping[str, Mapping[str, float]]) -> plt.Figure:
     """Notebook 09: test accuracy after training, one marker per loss formulation (the mean over
     seeds) and one column per (policy, output dtype) (``rows`` from
-    :func:`xentlab.precision.train_grid`, its ``grid`` runs), and per 16-bit dtype the fraction of
+    :func:`xentlab.mixed_precision.train_grid`, its ``grid`` runs), and per 16-bit dtype the fraction of
     float32's non-zero gradient elements that are exactly 0, split into those lost to the dtype's
     range (a loss scale keeps them) and those lost otherwise (rounding, or a ReLU switched off by
-    it: no scale keeps them) (``lost[label]`` from :func:`xentlab.precision.underflow`)."""
+    it: no scale keeps them) (``lost[label]`` from :func:`xentlab.mixed_precision.underflow`)."""
     grid = [r for r in rows if r["grid"]]
     methods = list(dict.fromkeys(str(r["method"]) for r in grid))
     configs = list(dict.fromkeys((str(r["policy"]), str(r["output"])) for r in grid))

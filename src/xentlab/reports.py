@@ -30,6 +30,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from xentlab import runtime
 from xentlab.config import (
     NOTEBOOKS_DIR,
     PROJECT_ROOT,
@@ -37,7 +38,6 @@ from xentlab.config import (
     RUN_DIR_ENV,
     SCRATCH_DIR,
     cpu_features,
-    set_tensorflow_environment,
 )
 from xentlab.profiles import PROFILES, Params
 
@@ -126,11 +126,9 @@ def _execute(notebook: Path, output: Path, params: Params, run_dir: Path) -> Non
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
-    previous = os.environ.get(RUN_DIR_ENV)
-    os.environ[RUN_DIR_ENV] = str(run_dir)
-    set_tensorflow_environment()
     try:
-        with kernel_stderr_to(run_dir / "logs" / f"{notebook.stem}.stderr.log"):
+        with (runtime.environment(**{RUN_DIR_ENV: str(run_dir)}, **runtime.tensorflow_environment()),
+              kernel_stderr_to(run_dir / "logs" / f"{notebook.stem}.stderr.log")):
             papermill.execute_notebook(
                 str(notebook),
                 str(output),
@@ -144,11 +142,6 @@ def _execute(notebook: Path, output: Path, params: Params, run_dir: Path) -> Non
             f"{notebook.stem}: cell {err.cell_index} (execution count {err.exec_count}) raised "
             f"{err.ename}: {err.evalue}"
         ) from err
-    finally:
-        if previous is None:
-            os.environ.pop(RUN_DIR_ENV, None)
-        else:
-            os.environ[RUN_DIR_ENV] = previous
 
 
 def _html(executed: Path, dest: Path) -> None:
@@ -512,13 +505,12 @@ def execute_in_place(notebooks: list[Path]) -> None:
     import nbformat
     from nbclient import NotebookClient
 
-    os.environ[RUN_DIR_ENV] = str(SCRATCH_DIR)
-    set_tensorflow_environment()
     for i, path in enumerate(notebooks, 1):
         print(f"[{i}/{len(notebooks)}] {path.stem} ...", flush=True)
         start = time.perf_counter()
         nb = nbformat.read(path, as_version=4)
-        with kernel_stderr_to(SCRATCH_DIR / "logs" / f"{path.stem}.stderr.log"):
+        with (runtime.environment(**{RUN_DIR_ENV: str(SCRATCH_DIR)}, **runtime.tensorflow_environment()),
+              kernel_stderr_to(SCRATCH_DIR / "logs" / f"{path.stem}.stderr.log")):
             NotebookClient(
                 nb, kernel_name=KERNEL, timeout=None,
                 resources={"metadata": {"path": str(path.parent)}},

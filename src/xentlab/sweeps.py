@@ -12,9 +12,14 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from xentlab.losses import sigmoid_cross_entropy, softmax_cross_entropy
+from xentlab.losses import (
+    reference_sigmoid_cross_entropy,
+    reference_softmax_cross_entropy,
+    sigmoid_cross_entropy,
+    softmax_cross_entropy,
+)
 
-DTYPES: tuple[str, ...] = ("float16", "bfloat16", "float32", "float64")
+SWEEP_DTYPES: tuple[str, ...] = ("float16", "bfloat16", "float32", "float64")
 
 
 def gap_logits(deltas: np.ndarray, dtype: str) -> tf.Tensor:
@@ -70,9 +75,11 @@ def gap_gradients(
 
 
 def exact_gap_loss(deltas: np.ndarray) -> np.ndarray:
-    """The float64 reference ``Δ + log1p(e^-Δ)`` ``[n]``."""
+    """The float64 oracle's loss ``[n]`` at each gap (:func:`xentlab.losses.oracle`), which for
+    these rows is ``Δ + log1p(e^-Δ)``."""
     deltas = np.asarray(deltas, dtype=np.float64)
-    return deltas + np.log1p(np.exp(-deltas))
+    logits = np.stack([np.zeros_like(deltas), deltas], axis=1)
+    return reference_softmax_cross_entropy(np.tile([1.0, 0.0], (len(deltas), 1)), logits)
 
 
 def first_inf_gap(
@@ -117,13 +124,12 @@ def sigmoid_sweep(xs: np.ndarray, label: float, dtype: str) -> dict[str, np.ndar
     ``stable`` (the docstring's formula in NumPy, in ``dtype``) and ``manual`` (sigmoid, then the
     two logs: inf or NaN once ``sigmoid(x)`` rounds to 0 or 1).
     """
-    x64 = np.asarray(xs, dtype=np.float64)
-    x = x64.astype(dtype)
+    x = np.asarray(xs, dtype=np.float64).astype(dtype)
     z = np.full_like(x, label)
     return {
-        "exact": np.maximum(x64, 0) - x64 * label + np.log1p(np.exp(-np.abs(x64))),
+        "exact": reference_sigmoid_cross_entropy(np.full(len(x), label), xs),
         "fused": sigmoid_cross_entropy(z, x).numpy(),
-        "stable": (np.maximum(x, 0) - x * z + np.log1p(np.exp(-np.abs(x)))).astype(dtype),
+        "stable": reference_sigmoid_cross_entropy(z, x, dtype),
         "manual": sigmoid_cross_entropy(z, x, method="manual").numpy(),
     }
 

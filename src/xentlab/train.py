@@ -17,7 +17,8 @@
   later ones are skipped, the step is recorded in :attr:`History.diverged_at`, and the loop stops
   at the next evaluation. No exception. Under a ``LossScaleOptimizer`` a non-finite step is
   skipped instead, as Keras does, and counted (:attr:`History.skipped_steps`).
-- **Determinism is not set here.** Call :func:`seed_everything` first (the notebooks do, in one
+- **Process state is not set here.** Seed with :func:`xentlab.runtime.seed` and choose op
+  determinism with :func:`xentlab.runtime.set_op_determinism` first (the notebooks do, in one
   visible line); the loop only seeds its own batch order.
 """
 
@@ -36,7 +37,7 @@ import tensorflow as tf
 from xentlab import losses
 
 __all__ = ["Arrays", "History", "LossFn", "accuracy", "batch_table", "loss_and_grad_norm",
-           "predict_logits", "saturation", "seed_everything", "train"]
+           "predict_logits", "saturation", "train"]
 
 #: ``(labels [B, C] float32 | [B] int, logits [B, C]) -> scalar``.
 LossFn = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]
@@ -123,19 +124,6 @@ class History:
         ``grad_norm_init`` (at step 0) and ``diverged_at``."""
         return {"accuracy": self.final_eval_accuracy, "zero_fraction_init": self.zero_fraction[0],
                 "grad_norm_init": self.grad_norm[0], "diverged_at": self.diverged_at}
-
-
-def seed_everything(seed: int, *, deterministic: bool = True) -> None:
-    """Seed Python, NumPy, TensorFlow and Keras; with ``deterministic``, also turn on
-    ``tf.config.experimental.enable_op_determinism()`` for the rest of the process.
-
-    Op determinism makes ``tf.nn.softmax_cross_entropy_with_logits`` and its sparse twin compose
-    ``log_softmax`` instead of running their fused kernels (Keras' losses call them);
-    :mod:`xentlab.losses`' ``"fused"`` losses call the kernels directly and are unaffected.
-    """
-    keras.utils.set_random_seed(int(seed))
-    if deterministic:
-        tf.config.experimental.enable_op_determinism()
 
 
 def _correct(logits: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
@@ -333,7 +321,7 @@ def train(model: Any, data: _Data, *, loss: LossFn | str, steps: int, batch_size
         eval_every: evaluate every this many steps (> 0); step 0 is always evaluated.
         eval_size: evaluate on the first ``eval_size`` test examples (None: all of them); the
             final accuracy always uses the whole test set.
-        seed: the batch order (seed TensorFlow with :func:`seed_everything`).
+        seed: the batch order (seed TensorFlow with :func:`xentlab.runtime.seed`).
         sparse: pass integer labels to the loss as they are instead of one-hot.
         compiled: run the step as a ``tf.function`` (True) or eagerly (False).
         progress: a tqdm progress bar on stderr.

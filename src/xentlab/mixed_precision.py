@@ -14,7 +14,7 @@ module measures each on a small MLP:
   although they are not 0 in float32, with and without a loss scale, and how many the scale keeps.
 - :func:`loss_errors`: the error of each loss formulation against float64 on the same logits.
 - :func:`step_time`: the median, fastest and slowest time of one training step under a policy.
-- :func:`cpu_features` (from :mod:`xentlab.config`): which of :data:`CPU_FEATURES` this CPU reports.
+- :func:`xentlab.config.cpu_features` tells which CPU flags :func:`bf16_supported` reads.
 
 Keras sources: a layer built with ``dtype="mixed_float16"`` keeps float32 variables and computes
 in float16 (``keras/src/dtype_policies/dtype_policy.py``, ``DTypePolicy``);
@@ -33,11 +33,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from xentlab import bench, losses, train
-from xentlab.config import CPU_FEATURES, cpu_features  # re-exported: notebook 09 reads them here
+from xentlab import bench, losses, runtime, train
 
-__all__ = ["POLICIES", "OUTPUTS", "CPU_FEATURES", "mlp", "optimizer", "train_grid", "underflow", "loss_errors",
-           "step_time", "cpu_features", "bf16_supported"]
+__all__ = ["POLICIES", "OUTPUTS", "mlp", "optimizer", "train_grid", "underflow", "loss_errors",
+           "step_time", "bf16_supported"]
 
 #: The Keras dtype policies compared.
 POLICIES = ("float32", "mixed_float16", "mixed_bfloat16")
@@ -81,9 +80,10 @@ def optimizer(policy: str, *, loss_scaling: bool = True, learning_rate: float = 
 
 
 def train_grid(data: Any, *, steps: int, hidden: int, methods: tuple[str, ...] = ("manual", "log_softmax", "fused"),
-               batch_size: int = 128, seeds: Sequence[int] = (0,), progress: bool = False) -> list[dict[str, Any]]:
+               seeds: Sequence[int], batch_size: int = 128, progress: bool = False) -> list[dict[str, Any]]:
     """Train :func:`mlp` once per (seed, policy, output, method) — float32 has one output —
-    seeded with :func:`xentlab.train.seed_everything` (op determinism on), with the batch-mean
+    each seeded with :func:`xentlab.runtime.seed` (so the process' seeds change) under op
+    determinism (restored afterwards), with the batch-mean
     loss of ``xentlab.losses.softmax_cross_entropy(method=...)`` computed in the output's dtype,
     plus ``mixed_float16`` without loss scaling (``"fused"``, float32 output, first seed).
 
@@ -99,12 +99,13 @@ def train_grid(data: Any, *, steps: int, hidden: int, methods: tuple[str, ...] =
     configs.append((seeds[0], "mixed_float16", "float32", "fused", False))
     rows = []
     for seed, policy, output, method, scaling in configs:
-        train.seed_everything(seed)
+        runtime.seed(seed)
         model = mlp(policy, output=output, hidden=hidden, seed=seed)
         tic = time.perf_counter()
-        h = train.train(model, data, loss=method, steps=steps, batch_size=batch_size,
-                        optimizer=optimizer(policy, loss_scaling=scaling), eval_every=steps,
-                        eval_size=1000, seed=seed, compiled=False, progress=progress)
+        with runtime.op_determinism(True):
+            h = train.train(model, data, loss=method, steps=steps, batch_size=batch_size,
+                            optimizer=optimizer(policy, loss_scaling=scaling), eval_every=steps,
+                            eval_size=1000, seed=seed, compiled=False, progress=progress)
         rows.append({"seed": seed, "policy": policy, "output": output, "method": method,
                      "loss_scaling": scaling and policy == "mixed_float16", "grid": scaling,
                      "test_accuracy": h.final_test_accuracy, "diverged_at": h.diverged_at,
@@ -120,7 +121,7 @@ def _gradients(model: keras.Model, x: np.ndarray, y: np.ndarray, method: str,
     with tf.GradientTape() as tape:
         logits = model(x, training=False)
         labels = tf.one_hot(y, 10, dtype=logits.dtype)
-        value = tf.reduce_mean(losses.softmax_cross_entropy(labels, logits, method=method))
+        value = losses.reduced(losses.softmax_cross_entropy, "mean", method=method)(labels, logits)
         scaled = value * tf.cast(scale, value.dtype)
     grads = tape.gradient(scaled, model.trainable_variables)
     return [tf.cast(g, tf.float32).numpy() / np.float32(scale) for g in grads]
@@ -187,7 +188,7 @@ def step_time(policy: str, x: np.ndarray, y: np.ndarray, *, hidden: int = 1024,
 
     def step() -> tf.Tensor:
         with tf.GradientTape() as tape:
-            value = tf.reduce_mean(losses.softmax_cross_entropy(labels, model(xs, training=True)))
+            value = losses.reduced(losses.softmax_cross_entropy)(labels, model(xs, training=True))
             scaled = opt.scale_loss(value)
         opt.apply(tape.gradient(scaled, model.trainable_variables), model.trainable_variables)
         return value

@@ -1,0 +1,150 @@
+"""Process state, in one place: TensorFlow's environment, seeds, op determinism, TensorFlow's
+Python logger, and fresh processes under a chosen CPU kernel set.
+
+Every function here changes the running process (or starts another) and says so in its name;
+no other module of xentlab seeds, toggles op determinism, sets environment variables or
+changes TensorFlow's logger. Where a change can be undone it is also offered as a context
+manager that restores the previous state, so results do not depend on what ran earlier in the
+same process or test session.
+
+TensorFlow is imported lazily: :func:`set_tensorflow_environment` must run before it loads.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+__all__ = ["TF_ENVIRONMENT", "environment", "op_determinism", "op_determinism_enabled",
+           "quiet_tensorflow_logger", "run_with_kernels", "seed", "set_op_determinism",
+           "set_tensorflow_environment", "silence_tensorflow_logger", "tensorflow_environment",
+           "tensorflow_seed"]
+
+#: The environment every TensorFlow process of the project starts with (a user's own setting
+#: wins): C++ logs silenced, and TensorFlow's oneDNN CPU kernels on, so every x86 CPU runs the
+#: kernels the committed outputs came from. Unset, TensorFlow decides from the CPU
+#: (:func:`xentlab.config.onednn_default`); the two kernel sets print different digits where
+#: the notebooks look (docs/glossary.md, "oneDNN and Eigen kernels").
+TF_ENVIRONMENT: dict[str, str] = {"TF_CPP_MIN_LOG_LEVEL": "2", "TF_ENABLE_ONEDNN_OPTS": "1"}
+
+
+def tensorflow_environment() -> dict[str, str]:
+    """:data:`TF_ENVIRONMENT` with the user's own settings of those variables kept."""
+    return {name: os.environ.get(name, value) for name, value in TF_ENVIRONMENT.items()}
+
+
+def set_tensorflow_environment() -> None:
+    """Apply :func:`tensorflow_environment` to ``os.environ`` for the rest of the process; call
+    before TensorFlow is loaded, which reads both variables once."""
+    os.environ.update(tensorflow_environment())
+
+
+@contextmanager
+def environment(**variables: str) -> Iterator[None]:
+    """Set environment variables for the block, then restore (or remove) each."""
+    before = {name: os.environ.get(name) for name in variables}
+    os.environ.update(variables)
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def seed(value: int) -> None:
+    """Seed Python's ``random``, NumPy, TensorFlow and Keras (``keras.utils.set_random_seed``).
+    Seeds only: op determinism is :func:`set_op_determinism`'s."""
+    import keras
+
+    keras.utils.set_random_seed(int(value))
+
+
+@contextmanager
+def tensorflow_seed(value: int) -> Iterator[None]:
+    """``tf.random.set_seed(value)`` for the block; afterwards the previous global seed is set
+    again (read through ``tensorflow/python/eager/context.py``'s ``global_seed``, no public API
+    tells). Setting a seed restarts its sequence, so random ops after the block draw as after a
+    fresh ``tf.random.set_seed(previous)``."""
+    import tensorflow as tf
+    from tensorflow.python.eager import context
+
+    before = context.global_seed()
+    tf.random.set_seed(value)
+    try:
+        yield
+    finally:
+        tf.random.set_seed(before)
+
+
+def op_determinism_enabled() -> bool:
+    """Whether TensorFlow's op determinism is on in this process."""
+    from tensorflow.python.framework import config as tf_config
+
+    return bool(tf_config.is_op_determinism_enabled())
+
+
+def set_op_determinism(on: bool) -> None:
+    """Turn TensorFlow's op determinism on or off for the rest of the process.
+
+    On, ``tf.nn.softmax_cross_entropy_with_logits`` and its sparse twin compose ``log_softmax``
+    instead of running their fused kernels (``nn_ops.py``), which is why this is never a side
+    effect of seeding. The public switch, ``tf.config.experimental.enable_op_determinism``, is
+    one-way; its undo, ``disable_op_determinism``, is not exported in TF 2.21 and is taken from
+    ``tensorflow/python/framework/config.py`` (the one use of it; a test pins its behaviour).
+    """
+    from tensorflow.python.framework import config as tf_config
+
+    (tf_config.enable_op_determinism if on else tf_config.disable_op_determinism)()
+
+
+@contextmanager
+def op_determinism(on: bool) -> Iterator[None]:
+    """:func:`set_op_determinism` for the block, then the previous state again."""
+    before = op_determinism_enabled()
+    set_op_determinism(on)
+    try:
+        yield
+    finally:
+        set_op_determinism(before)
+
+
+def silence_tensorflow_logger() -> None:
+    """Set TensorFlow's Python logger to ERROR for the rest of the process (a notebook traces
+    one training step per run on purpose: no retracing notices)."""
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+
+
+@contextmanager
+def quiet_tensorflow_logger() -> Iterator[None]:
+    """TensorFlow's Python logger at ERROR for the block, then its previous level."""
+    tf_log = logging.getLogger("tensorflow")
+    before = tf_log.level
+    tf_log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        tf_log.setLevel(before)
+
+
+def run_with_kernels(code: str, *, onednn: bool, timeout: float = 300) -> Any:
+    """Run ``code`` in a fresh Python process with TensorFlow's oneDNN CPU kernels on
+    (``TF_ENABLE_ONEDNN_OPTS=1``, the project's setting) or off (Eigen's kernels), and return
+    the JSON value it prints last. TensorFlow reads the variable once, when it loads, so a
+    process compares kernel sets only this way. Raises ``RuntimeError`` with the process'
+    stderr if it fails, ``subprocess.TimeoutExpired`` after ``timeout`` seconds."""
+    env = {**os.environ, **TF_ENVIRONMENT, "TF_ENABLE_ONEDNN_OPTS": "1" if onednn else "0"}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                          timeout=timeout, check=False)
+    lines = done.stdout.strip().splitlines()
+    if done.returncode != 0 or not lines:
+        raise RuntimeError(f"the subprocess failed (exit {done.returncode}):\n{done.stderr[-2000:]}")
+    return json.loads(lines[-1])
