@@ -889,3 +889,69 @@ def test_relative_errors_small_for_moderate_logits_and_large_for_manual_when_sat
     assert set(small) == set(losses.METHODS) and max(small.values()) < 1e-6
     saturated = losses.relative_errors(y, np.array([[0.0, 500.0, 0.0], [0.0, 500.0, 0.0]], np.float32))
     assert saturated["manual"] > 0.5 and saturated["fused"] < 1e-6
+
+
+# ------------------------------------------------------------------ the float64 oracle family
+@pytest.mark.parametrize("family", losses.ORACLE_FAMILIES)
+def test_oracle_gradient_matches_central_differences(family, rng):
+    z = rng.normal(0.0, 2.0, (3, 4))
+    t = rng.random((3, 4)) if "sigmoid" in family or "binary" in family else np.eye(4)[[0, 3, 1]]
+    value, grad = losses.oracle(family, t, z)
+    h = 1e-6
+    numeric = np.zeros_like(z)
+    for idx in np.ndindex(*z.shape):
+        up, down = z.copy(), z.copy()
+        up[idx] += h
+        down[idx] -= h
+        numeric[idx] = (losses.oracle(family, t, up)[0].sum() - losses.oracle(family, t, down)[0].sum()) / (2 * h)
+    np.testing.assert_allclose(grad, numeric, rtol=1e-6, atol=1e-8)
+    assert value.shape == ((3,) if family in ("softmax", "categorical_focal") else (3, 4))
+
+
+def test_oracle_keeps_the_tiny_loss_of_a_confident_row():
+    """log1p, not log(1 + x): the loss of a right answer by a gap of 50 is e^-50, not 0."""
+    value = losses.reference_softmax_cross_entropy([[0.0, 1.0]], [[0.0, 50.0]])
+    assert value[0] == pytest.approx(np.exp(-50.0), rel=1e-12)
+    with pytest.raises(ValueError, match="unknown family"):
+        losses.oracle("hinge", [[1.0]], [[0.0]])
+
+
+def test_reference_sigmoid_is_the_oracle_in_float64_and_rounds_in_float32(rng):
+    x = rng.normal(0.0, 30.0, 200)
+    z = rng.random(200)
+    np.testing.assert_allclose(losses.reference_sigmoid_cross_entropy(z, x),
+                               losses.oracle("sigmoid", z, x)[0], rtol=1e-13, atol=1e-300)
+    low = losses.reference_sigmoid_cross_entropy(z, x, "float32")
+    assert low.dtype == np.float32
+
+
+def test_logsumexp_gather_equals_the_sparse_kernel(rng):
+    z = tf.constant(rng.normal(0.0, 5.0, (6, 7)), tf.float32)
+    y = tf.constant(rng.integers(0, 7, 6))
+    fused, grad_f = _value_and_grad(losses.sparse_softmax_cross_entropy, y, z)
+    gather, grad_g = _value_and_grad(
+        lambda a, b: losses.sparse_softmax_cross_entropy(a, b, method="logsumexp_gather"), y, z)
+    np.testing.assert_allclose(gather, fused, rtol=1e-5)
+    np.testing.assert_allclose(grad_g, grad_f, atol=1e-6)
+    with pytest.raises(ValueError, match="outside the valid range"):
+        losses.sparse_softmax_cross_entropy([7, 0, 0, 0, 0, 0], z, method="logsumexp_gather")
+    with pytest.raises(ValueError, match="unknown method"):
+        losses.sparse_softmax_cross_entropy(y, z, method="manual")
+
+
+def _value_and_grad(fn, labels, logits):
+    with tf.GradientTape() as tape:
+        tape.watch(logits)
+        value = fn(labels, logits)
+        total = tf.reduce_sum(value)
+    return value.numpy(), tape.gradient(total, logits).numpy()
+
+
+def test_manual_formula_is_the_checked_manual_route_without_its_checks():
+    y, z = np.eye(3, dtype=np.float32)[[0, 2]], np.array([[1.0, 2.0, 3.0], [0.0, 0.0, 9.0]], np.float32)
+    np.testing.assert_array_equal(losses.manual_softmax_cross_entropy(y, z, epsilon=1e-10),
+                                  losses.softmax_cross_entropy(y, z, method="manual", epsilon=1e-10))
+    column = np.ones((2, 1), np.float32)  # [B, 1] labels: TensorFlow broadcasts, the checked route refuses
+    assert losses.manual_softmax_cross_entropy(column, z).shape == (2,)
+    with pytest.raises(ValueError):
+        losses.softmax_cross_entropy(column, z, method="manual")

@@ -211,7 +211,7 @@ def test_differences_name_the_keys_and_skip_timing():
 
 
 def test_reproduce_check_on_a_deterministic_notebook(notebooks, monkeypatch):
-    monkeypatch.setattr(reports, "discover", lambda notebooks_dir=None: [notebooks / "01_ok.ipynb"])
+    monkeypatch.setattr("xentlab.reports.run.discover", lambda notebooks_dir=None: [notebooks / "01_ok.ipynb"])
     assert reports.reproduce_check("ci") == []
 
 
@@ -232,7 +232,7 @@ def test_failure_while_assembling_keeps_the_previous_report(notebooks, tmp_path,
     def broken(*args):
         raise KeyError("statement")
 
-    monkeypatch.setattr(reports, "render_readme", broken)
+    monkeypatch.setattr("xentlab.reports.run.render_readme", broken)
     with pytest.raises(KeyError):
         reports.run_reports("smoke", only=["01"], out=out, notebooks_dir=notebooks,
                             profiles=SMOKE, html=False)
@@ -272,18 +272,3 @@ def test_only_replaces_that_notebooks_part_and_keeps_the_others(two_notebooks, t
         reports.run_reports("ci", only=["04"], out=out, notebooks_dir=two_notebooks, profiles=profiles)
     assert {f: (out / f).read_text() for f in before} == before
     assert not (out / "notebooks" / "04_fail.ipynb").exists()
-
-
-def test_a_report_without_parts_is_split_before_a_part_is_replaced(two_notebooks, tmp_path):
-    out = tmp_path / "rep"
-    reports.run_reports("ci", only=["01", "03"], out=out, notebooks_dir=two_notebooks, profiles={"ci": {}})
-    import shutil
-
-    shutil.rmtree(out / "claims")  # the layout of reports written before parts existed
-    shutil.rmtree(out / "parts")
-    reports.run_reports("ci", only=["03"], out=out, notebooks_dir=two_notebooks,
-                        profiles={"ci": {"03_ok": {"n": 4}}}, html=False)
-    claims = {c["id"]: c["measured"] for c in json.loads((out / "claims.json").read_text())}
-    assert claims == {"998.n-positive": 4, "999.n-positive": 2}
-    rows = {r["name"]: r for r in json.loads((out / "provenance.json").read_text())["notebooks"]}
-    assert set(rows) == {"01_ok", "03_ok"} and rows["01_ok"]["git_commit"]

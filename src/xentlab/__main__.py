@@ -70,9 +70,9 @@ def main(argv: list[str] | None = None) -> int:
             )
             print(f"report written to {out}")
         elif args.command == "notebooks":
-            from xentlab.reports import discover, execute_in_place, select
+            from xentlab.reports import discover, execute_in_place, select_notebooks
 
-            execute_in_place(select(discover(), args.only))
+            execute_in_place(select_notebooks(discover(), args.only))
         elif args.command == "readme":
             from xentlab import readme
 

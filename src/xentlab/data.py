@@ -154,6 +154,7 @@ EXPECTED_SHA256: dict[str, str] = {
 ARRAY_KEYS = ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test")
 _IMAGE_SHAPE = (28, 28)
 _PIXELS = 28 * 28
+#: MNIST's classes, the digits 0-9 (models and multilabel use it too).
 NUM_CLASSES = 10
 
 

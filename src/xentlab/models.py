@@ -24,9 +24,9 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-__all__ = ["RawCNN", "LayersCNN", "layers_cnn", "to_images"]
+from xentlab.data import NUM_CLASSES
 
-NUM_CLASSES = 10
+__all__ = ["RawCNN", "LayersCNN", "layers_cnn", "to_images"]
 
 
 def to_images(x: tf.Tensor) -> tf.Tensor:

@@ -27,6 +27,7 @@ import numpy as np
 import tensorflow as tf
 
 from xentlab import losses
+from xentlab.data import NUM_CLASSES
 
 __all__ = [
     "PairSet", "make_pairs", "predict_sets", "exact_set_accuracy", "f1_per_label", "macro_f1",
@@ -34,7 +35,6 @@ __all__ = [
     "train_and_evaluate", "run_study", "summarise", "chosen_rules", "format_summary",
 ]
 
-NUM_CLASSES = 10
 
 
 @dataclass(frozen=True)
