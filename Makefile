@@ -15,9 +15,9 @@ export TF_CPP_MIN_LOG_LEVEL := 2
 # x86 machine by default (xentlab.runtime.TF_ENVIRONMENT); `TF_ENABLE_ONEDNN_OPTS=0 make nbval`
 # checks the committed notebooks under Eigen's kernels.
 export TF_ENABLE_ONEDNN_OPTS ?= 1
-NBVAL := $(PY) -m pytest -q -p no:randomly --nbval --nbval-current-env --nbval-sanitize-with notebooks/sanitize.cfg notebooks
+NBVAL := $(PY) -m pytest -q --nbval --nbval-current-env --nbval-sanitize-with notebooks/sanitize.cfg notebooks
 
-.PHONY: help setup data reports test nbval notebooks lab lint clean lock bench reproduce-check
+.PHONY: help setup data reports test test-fast nbval notebooks lab lint clean lock bench reproduce-check
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -46,6 +46,9 @@ reports: data ## run every notebook with papermill into reports/$(PROFILE)/ (PRO
 test: data ## unit, property and pipeline tests, then nbval over the committed notebooks
 	$(PY) -m pytest -q tests
 	$(NBVAL)
+
+test-fast: data ## unit and property tests only, no kernels or subprocesses (under 2 minutes)
+	$(PY) -m pytest -q -m "not slow" tests
 
 nbval: data ## nbval alone (TF_ENABLE_ONEDNN_OPTS=0 make nbval: under Eigen's CPU kernels)
 	$(NBVAL)

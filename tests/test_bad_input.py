@@ -82,6 +82,7 @@ def test_cli_data_without_any_source_shows_its_messages_and_what_to_do(tmp_path)
         ("06_cost_of_cross_entropy", {"dataset": "cifar10"}, "dataset must be one of"),
     ],
 )
+@pytest.mark.slow
 def test_real_notebooks_validate_parameters_before_computing(notebook, params, message, tmp_path):
     out = tmp_path / "report"
     out.mkdir()

@@ -24,6 +24,7 @@ def test_tf1_adam_has_tensorflow_1s_epsilon():
     assert collapse.tf1_adam() is not opt  # a fresh optimizer per run
 
 
+@pytest.mark.slow
 def test_a_run_in_a_fresh_process_equals_the_same_run_here():
     """Weights, batches and dropout masks depend only on the seed: under the same kernels a
     subprocess run repeats this process' run exactly."""

