@@ -28,7 +28,7 @@ __all__ = ["ADAM_EPSILON", "DROPOUT_RATE", "LEARNING_RATE", "METHODS", "document
            "run_with_kernels", "tf1_adam"]
 
 #: The document's three methods, in its order: (1), (2), (3).
-METHODS = ("manual", "log_softmax", "fused")
+METHODS = losses.METHODS
 LEARNING_RATE = 1e-3  # AdamOptimizer(learning_rate=0.001)
 ADAM_EPSILON = 1e-8  # TensorFlow 1's AdamOptimizer default
 DROPOUT_RATE = 0.25  # keep_prob 0.75 in training, 1.0 when evaluating

@@ -79,7 +79,7 @@ def optimizer(policy: str, *, loss_scaling: bool = True, learning_rate: float = 
     return opt
 
 
-def train_grid(data: Any, *, steps: int, hidden: int, methods: tuple[str, ...] = ("manual", "log_softmax", "fused"),
+def train_grid(data: Any, *, steps: int, hidden: int, methods: tuple[str, ...] = losses.METHODS,
                seeds: Sequence[int], batch_size: int = 128, progress: bool = False) -> list[dict[str, Any]]:
     """Train :func:`mlp` once per (seed, policy, output, method) — float32 has one output —
     each seeded with :func:`xentlab.runtime.seed` (so the process' seeds change) under op
@@ -155,7 +155,7 @@ def underflow(weights: list[np.ndarray], x: np.ndarray, y: np.ndarray, *, policy
 
 
 def loss_errors(logits64: np.ndarray, y: np.ndarray, dtype: str,
-                methods: tuple[str, ...] = ("manual", "log_softmax", "fused")) -> dict[str, dict[str, float]]:
+                methods: tuple[str, ...] = losses.METHODS) -> dict[str, dict[str, float]]:
     """Each method's per-example loss on ``logits64 [B, C]`` cast to ``dtype``, against the
     float64 log-sum-exp loss: ``{method: {"max_error", "nonfinite"}}``. ``max_error`` is the
     largest ``|loss - exact| / max(1, exact)`` over the finite rows (absolute in nats below a
