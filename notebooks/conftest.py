@@ -1,20 +1,28 @@
 """nbval settings for the committed notebooks (``pytest --nbval --nbval-current-env notebooks``).
 
-TensorFlow's environment (C++ logs silenced, oneDNN kernels on: ``config.TF_ENVIRONMENT``) is
+TensorFlow's environment (C++ logs silenced, oneDNN kernels on: ``runtime.TF_ENVIRONMENT``) is
 set before any kernel starts (kernels inherit it), records go to the gitignored scratch folder,
 and stderr (TF/absl logs, tqdm progress bars, warnings) is excluded from the comparison: only
 what a notebook prints to stdout and its displayed results are compared against the committed
-outputs.
+outputs. Every cell is marked ``nbval`` (registered in pyproject.toml).
 """
 
 import os
 
-from xentlab.config import RUN_DIR_ENV, SCRATCH_DIR, set_tensorflow_environment
+import pytest
 
-set_tensorflow_environment()
-os.environ[RUN_DIR_ENV] = str(SCRATCH_DIR)
+from xentlab import runtime
+from xentlab.config import RUN_DIR_ENV, SCRATCH_DIR
+
+runtime.set_tensorflow_environment()
+os.environ[RUN_DIR_ENV] = str(SCRATCH_DIR)  # this pytest process and its kernels, nothing else
 
 
 def pytest_collectstart(collector):
     if getattr(collector, "skip_compare", None) is not None:
         collector.skip_compare = (*collector.skip_compare, "stderr")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        item.add_marker(pytest.mark.nbval)
