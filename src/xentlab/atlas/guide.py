@@ -1,8 +1,10 @@
 """The decision guide, written from the measured rows of an :class:`~xentlab.atlas.measure.Atlas`:
-the numbers come from the rows, the wording from the templates below."""
+the numbers and the choice of sentence come from the rows, the wording from the templates of
+:mod:`xentlab.atlas.guide_text`."""
 
 from __future__ import annotations
 
+from xentlab.atlas import guide_text as T
 from xentlab.atlas.measure import (
     MODES,
     Atlas,
@@ -58,33 +60,30 @@ def _format_text(atlas: Atlas, name: str, fmt: str) -> str:
     """What ``name`` does with labels in ``fmt``, as a verb phrase."""
     found = select(atlas.label_formats, entry=name, format=fmt)
     if not found:
-        return "was not measured"
+        return T.FORMAT_NOT_MEASURED
     r = found[0]
     if not r["accepted"]:
-        return f"raises {r['error']}"
+        return T.FORMAT_RAISES.format(error=r["error"])
     if r["matches_oracle"]:
-        return f"equals the oracle (max abs error {fmt_small(r['max_abs_error'])})"
+        return T.FORMAT_EXACT.format(error=fmt_small(r["max_abs_error"]))
     if r["max_abs_error"] is None:
-        return f"is accepted silently with shape {r['shape']} instead of {r['expected_shape']}"
-    return (f"is accepted silently but differs from the oracle by up to "
-            f"{fmt_value(r['max_abs_error'])}")
+        return T.FORMAT_WRONG_SHAPE.format(shape=r["shape"], expected_shape=r["expected_shape"])
+    return T.FORMAT_DIFFERS.format(error=fmt_value(r["max_abs_error"]))
 
 
 def _exact_text(r: Row | None) -> str:
     if r is None:
-        return "(not measured)"
-    grad = "a finite gradient" if r["grad_finite"] else "a gradient that is not finite"
-    return (f"relative error {fmt_small(r['rel_error'])} and {grad} (max abs error "
-            f"{fmt_small(r['grad_abs_error'])})")
+        return T.EXACT_NOT_MEASURED
+    return T.EXACT.format(rel_error=fmt_small(r["rel_error"]),
+                          grad=T.GRAD_FINITE if r["grad_finite"] else T.GRAD_NOT_FINITE,
+                          grad_error=fmt_small(r["grad_abs_error"]))
 
 
 def _kernel_text(atlas: Atlas, name: str) -> str:
     g = _graph(atlas, name)
     if g is None:
         return ""
-    if g["fused_kernel"]:
-        return f", whose traced graph runs the same {', '.join(g['kernels'])} kernel"
-    return ", whose traced graph has no fused kernel"
+    return T.KERNEL_SAME.format(kernels=", ".join(g["kernels"])) if g["fused_kernel"] else T.KERNEL_NONE
 
 
 def _bad_text(atlas: Atlas, name: str, mode: str, determinism: bool) -> str | None:
@@ -94,74 +93,62 @@ def _bad_text(atlas: Atlas, name: str, mode: str, determinism: bool) -> str | No
         return None
     r = found[0]
     if r["outcome"] == "raises":
-        return f"raises {r['error']} ('{r['message']}')" if determinism else f"raises {r['error']}"
+        template = T.BAD_RAISES_WITH_MESSAGE if determinism else T.BAD_RAISES
+        return template.format(error=r["error"], message=r["message"])
     if r["outcome"] in ("nan", "inf"):
-        return f"returns {r['outcome'].upper() if r['outcome'] == 'nan' else 'inf'}"
-    return f"returns a finite number silently ({fmt_value(r['value'])})"
+        return T.BAD_NONFINITE.format(outcome="NaN" if r["outcome"] == "nan" else "inf")
+    return T.BAD_SILENT.format(value=fmt_value(r["value"]))
 
 
 def _rule_integer(atlas: Atlas, gap: str, gap_text: str) -> str:
-    text = (f"- **Integer class labels `[B]`, model outputs logits**: call `{SPARSE}` (or "
-            f"`{KERAS_SPARSE}`{_kernel_text(atlas, KERAS_SPARSE)}), because at {gap_text} in "
-            f"float32 it has {_exact_text(_acc(atlas, SPARSE, gap))}. Labels shaped `[B,1]`: "
-            f"the tf.nn op {_format_text(atlas, SPARSE, 'int [B,1]')}; the Keras loss squeezes "
-            f"them and {_format_text(atlas, KERAS_SPARSE, 'int [B,1]')}.")
+    text = T.INTEGER.format(
+        sparse=SPARSE, keras_sparse=KERAS_SPARSE, keras_kernel=_kernel_text(atlas, KERAS_SPARSE),
+        gap_text=gap_text, exact=_exact_text(_acc(atlas, SPARSE, gap)),
+        column_op=_format_text(atlas, SPARSE, "int [B,1]"),
+        column_keras=_format_text(atlas, KERAS_SPARSE, "int [B,1]"))
     eager, func = _bad_text(atlas, SPARSE, "eager", False), _bad_text(atlas, SPARSE, "function", False)
     det = _bad_text(atlas, SPARSE, "eager", True)
     if eager and func:
-        both = (f"{eager} eagerly and under tf.function" if eager == func
-                else f"{eager} eagerly and {func} under tf.function")
-        text += f" A label equal to C {both}"
-        text += f"; with op determinism on (the composite path) it {det}." if det else "."
+        both = (T.INTEGER_BAD_SAME if eager == func else T.INTEGER_BAD_DIFFER).format(
+            eager=eager, function=func)
+        text += T.INTEGER_BAD.format(both=both)
+        text += T.INTEGER_BAD_DETERMINISM.format(determinism=det) if det else "."
     return text
 
 
 def _rule_dense(atlas: Atlas, gap: str, gap_text: str) -> str:
-    text = (f"- **One-hot or soft labels `[B,C]`, model outputs logits**: call `{SOFTMAX}` (or "
-            f"`{KERAS_CCE}`{_kernel_text(atlas, KERAS_CCE)}), because at {gap_text} in float32 "
-            f"it has {_exact_text(_acc(atlas, SOFTMAX, gap))}; with soft labels it "
-            f"{_format_text(atlas, SOFTMAX, 'soft [B,C]')}.")
+    text = T.DENSE.format(softmax=SOFTMAX, keras_cce=KERAS_CCE,
+                          keras_kernel=_kernel_text(atlas, KERAS_CCE), gap_text=gap_text,
+                          exact=_exact_text(_acc(atlas, SOFTMAX, gap)),
+                          soft=_format_text(atlas, SOFTMAX, "soft [B,C]"))
     smooth = _acc(atlas, KERAS_CCE_SMOOTH, gap)
     if smooth is not None:
-        text += (f" Label smoothing: `{KERAS_CCE_SMOOTH}` matches the smoothed oracle "
-                 f"(relative error {fmt_small(smooth['rel_error'])}).")
-    text += (f" Never pass class indices: `[B]` {_format_text(atlas, SOFTMAX, 'int [B]')}, and "
-             f"`[B,1]` {_format_text(atlas, SOFTMAX, 'int [B,1]')} (the index is broadcast "
-             f"over the classes: the loss is -index * sum(log p)).")
-    return text
+        text += T.DENSE_SMOOTHING.format(keras_smooth=KERAS_CCE_SMOOTH,
+                                         rel_error=fmt_small(smooth["rel_error"]))
+    return text + T.DENSE_INDICES.format(index=_format_text(atlas, SOFTMAX, "int [B]"),
+                                         column=_format_text(atlas, SOFTMAX, "int [B,1]"))
 
 
 def _rule_multilabel(atlas: Atlas, gap: str, gap_text: str) -> str:
-    return (f"- **Multi-hot labels `[B,C]` (several classes present), model outputs logits**: "
-            f"call `{SIGMOID}` (per class, `[B,C]`) or `{KERAS_BCE}` (mean over classes, `[B]`), "
-            f"because on multi-hot labels it {_format_text(atlas, SIGMOID, 'multi-hot [B,C]')} "
-            f"and at {gap_text} it has {_exact_text(_acc(atlas, SIGMOID, gap))}. Softmax "
-            f"cross-entropy given the same multi-hot labels "
-            f"{_format_text(atlas, SOFTMAX, 'multi-hot [B,C]')} (the oracle normalises the "
-            f"targets; the op adds -log p over every positive).")
+    return T.MULTILABEL.format(
+        sigmoid=SIGMOID, keras_bce=KERAS_BCE, multi_hot=_format_text(atlas, SIGMOID, "multi-hot [B,C]"),
+        gap_text=gap_text, exact=_exact_text(_acc(atlas, SIGMOID, gap)),
+        softmax_multi_hot=_format_text(atlas, SOFTMAX, "multi-hot [B,C]"))
 
 
 def _rule_probabilities(atlas: Atlas) -> str:
     r = _acc(atlas, KERAS_CCE_PROBS, "gap 100")
     if r is None:
         return ""
-    grad = "exactly 0" if r["grad_max_abs"] == 0 else f"at most {fmt_small(r['grad_max_abs'])}"
-    text = (f"- **You only have probabilities** (Keras `from_logits=False`): expect a capped "
-            f"loss. `{KERAS_CCE_PROBS}` clips them to [1e-7, 1 - 1e-7]: at a logit gap of 100 "
-            f"it returns {fmt_value(r['value'])} (exact: {fmt_value(r['oracle'])}) and its "
-            f"gradient is {grad}, so a confidently wrong example stops learning. Pass logits "
-            f"with `from_logits=True` instead.")
+    grad = T.GRAD_ZERO if r["grad_max_abs"] == 0 else T.GRAD_AT_MOST.format(grad=fmt_small(r["grad_max_abs"]))
+    text = T.PROBABILITIES.format(keras_probs=KERAS_CCE_PROBS, value=fmt_value(r["value"]),
+                                  oracle=fmt_value(r["oracle"]), grad=grad)
     k = _acc(atlas, KERAS_CCE_KERAS_SOFTMAX, "gap 100")
     if k is not None:
-        text += (f" Eagerly, only probabilities made by `keras.ops.softmax` (or a Keras softmax "
-                 f"layer) escape the cap, because they carry their logits (`_keras_logits`): "
-                 f"{fmt_value(k['value'])} there.")
+        text += T.PROBABILITIES_KERAS_SOFTMAX.format(value=fmt_value(k["value"]))
     g = _graph(atlas, KERAS_CCE_PROBS)
     if g is not None and g["fused_kernel"]:
-        text += (f" Inside `tf.function` Keras also finds the logits behind a `tf.nn.softmax` "
-                 f"op: the traced graph runs {', '.join(g['kernels'])} and returns "
-                 f"{fmt_value(g['value'])}, so the same code gives different losses eagerly "
-                 f"and in a graph.")
+        text += T.PROBABILITIES_GRAPH.format(kernels=", ".join(g["kernels"]), value=fmt_value(g["value"]))
     return text
 
 
@@ -171,88 +158,77 @@ def _rule_dtype(atlas: Atlas, gap: str, gap_text: str) -> str:
     tfnn, keras_loss = _acc(atlas, SOFTMAX, gap, "float16"), _acc(atlas, KERAS_CCE, gap, "float16")
     if tfnn is None or keras_loss is None:
         return ""
-    text = (f"- **Mixed precision (float16 logits)**: `{SOFTMAX}` returns {tfnn['result_dtype']} "
-            f"(relative error {fmt_small(tfnn['rel_error'])} at {gap_text}); `{KERAS_CCE}` "
-            f"returns {keras_loss['result_dtype']}, because Keras' `Loss` objects cast their "
-            f"inputs to floatx first.")
+    text = T.DTYPE.format(softmax=SOFTMAX, tfnn_dtype=tfnn["result_dtype"],
+                          rel_error=fmt_small(tfnn["rel_error"]), gap_text=gap_text,
+                          keras_cce=KERAS_CCE, keras_dtype=keras_loss["result_dtype"])
     k = _acc(atlas, KERAS_CCE_KERAS_SOFTMAX, "gap 100", "float16")
     if k is not None and k["value"] != k["oracle"]:
-        text += (f" That cast drops `keras.ops.softmax`'s logits: on float16 probabilities the "
-                 f"loss is capped again ({fmt_value(k['value'])} at a gap of 100).")
-    ops_cce, ops_bce = _acc(atlas, OPS_CCE_PROBS, "gap 100", "float16"), _acc(
-        atlas, OPS_BCE_PROBS, "gap 100", "float16")
+        text += T.DTYPE_KERAS_SOFTMAX.format(value=fmt_value(k["value"]))
+    ops_cce = _acc(atlas, OPS_CCE_PROBS, "gap 100", "float16")
+    ops_bce = _acc(atlas, OPS_BCE_PROBS, "gap 100", "float16")
     if ops_cce is not None:
-        text += (f" `keras.ops` keeps float16, where `from_logits=False` caps at "
-                 f"{fmt_value(ops_cce['value'])}")
+        text += T.DTYPE_OPS.format(value=fmt_value(ops_cce["value"]))
         if ops_bce is not None and not ops_bce["value_finite"]:
-            text += (f" and `{OPS_BCE_PROBS}` returns {fmt_value(ops_bce['value'])} with a "
-                     f"gradient that is not finite: 1 - 1e-7 rounds to 1 in float16, so the clip "
-                     f"no longer keeps log(1 - p) finite")
+            text += T.DTYPE_OPS_BCE.format(ops_bce=OPS_BCE_PROBS, value=fmt_value(ops_bce["value"]))
         text += "."
     return text
 
 
-def _avoid_items(atlas: Atlas) -> list[str]:
-    items = []
+def _avoid_manual(atlas: Atlas) -> str | None:
     m = _acc(atlas, MANUAL, "gap 100")
-    if m is not None and not (m["value_finite"] and m["grad_finite"]):
-        text = (f"`{MANUAL}`: at a logit gap of 100 in float32 it returns "
-                f"{fmt_value(m['value'])} eagerly, with a gradient that is "
-                f"{'finite' if m['grad_finite'] else 'not finite'}")
-        by_mode = {r["mode"]: r for r in atlas.modes}
-        fwd, both = by_mode.get(MODES[1]), by_mode.get(MODES[2])
-        if fwd is not None and both is not None:
-            text += (f"; a `tf.function` that computes only the loss returns {fmt_value(fwd['value'])} "
-                     f"(exact: {fmt_value(fwd['oracle'])})" + (
-                         ", because Grappler rewrites `log(softmax(x))` into `log_softmax(x)` when nothing "
-                         "else reads the softmax" if fwd["log_softmax"] else "")
-                     + f", and one that also computes its gradient returns {fmt_value(both['value'])}"
-                     + (" (the gradient reads the softmax, so no rewrite)" if not both["log_softmax"] else "")
-                     + ": the same code gives different losses by mode, and a training step, which computes the gradient, gets the failure")
-        items.append(text)
+    if m is None or (m["value_finite"] and m["grad_finite"]):
+        return None
+    text = T.AVOID_MANUAL.format(manual=MANUAL, value=fmt_value(m["value"]),
+                                 grad="finite" if m["grad_finite"] else "not finite")
+    by_mode = {r["mode"]: r for r in atlas.modes}
+    fwd, both = by_mode.get(MODES[1]), by_mode.get(MODES[2])
+    if fwd is not None and both is not None:
+        text += T.AVOID_MANUAL_MODES.format(
+            forward=fmt_value(fwd["value"]), oracle=fmt_value(fwd["oracle"]),
+            rewrite=T.AVOID_MANUAL_REWRITE if fwd["log_softmax"] else "",
+            with_gradient=fmt_value(both["value"]),
+            no_rewrite=T.AVOID_MANUAL_NO_REWRITE if not both["log_softmax"] else "")
+    return text
+
+
+def _avoid_sampled(rows: list[Row]) -> str | None:
+    if not rows:
+        return None
+    unseeded = select(rows, setting="seed=None")
+    op_seed = [r for r in rows if r["setting"] == f"seed={SAMPLED_OP_SEED}"]
+    reset = [r for r in rows if r["setting"].startswith("tf.random.set_seed")]
+    text = T.AVOID_SAMPLED.format(
+        low=min(r["rel_diff"] for r in rows), high=max(r["rel_diff"] for r in rows),
+        side="below" if all(r["value"] < r["full"] for r in rows) else "off", calls=len(rows),
+        unseeded=len(unseeded), distinct=len({r["value"] for r in unseeded}))
+    if len({r["value"] for r in op_seed}) > 1:
+        text += T.AVOID_SAMPLED_OP_SEED
+    if len({r["value"] for r in reset}) == 1:
+        text += T.AVOID_SAMPLED_RESET
+    return text
+
+
+def _avoid_items(atlas: Atlas) -> list[str]:
+    items = [_avoid_manual(atlas)]
     f = _acc(atlas, KERAS_FOCAL, "gap 100")
     if f is not None and f["rel_error"] > 0.5:
-        grad = "exactly 0" if f["grad_max_abs"] == 0 else fmt_small(f["grad_max_abs"])
-        items.append(f"expecting `{KERAS_FOCAL}` to use the logits: it applies softmax and then "
-                     f"the same clip, so at a gap of 100 it returns {fmt_value(f['value'])} "
-                     f"(exact: {fmt_value(f['oracle'])}) with gradient {grad}, just where focal "
-                     f"loss should focus")
+        items.append(T.AVOID_FOCAL.format(
+            focal=KERAS_FOCAL, value=fmt_value(f["value"]), oracle=fmt_value(f["oracle"]),
+            grad=T.GRAD_ZERO if f["grad_max_abs"] == 0 else fmt_small(f["grad_max_abs"])))
     w, s = _acc(atlas, WEIGHTED, "zero logits"), _acc(atlas, SIGMOID, "zero logits")
     if w is not None and s is not None and w["grad_abs_error"] > 0.1:
-        items.append(f"`{WEIGHTED}` at logits exactly 0 (e.g. a zero-initialised output layer): "
-                     f"its gradient is off by {fmt_small(w['grad_abs_error'])} (`abs` and `relu` "
-                     f"have subgradient 0 there); `{SIGMOID}` is off by "
-                     f"{fmt_small(s['grad_abs_error'])}")
-    rows = atlas.sampled
-    if rows:
-        unseeded = select(rows, setting="seed=None")
-        op_seed = [r for r in rows if r["setting"] == f"seed={SAMPLED_OP_SEED}"]
-        reset = [r for r in rows if r["setting"].startswith("tf.random.set_seed")]
-        side = "below" if all(r["value"] < r["full"] for r in rows) else "off"
-        text = (f"`tf.nn.sampled_softmax_loss` as an evaluation loss: it is a training-time "
-                f"approximation, {min(r['rel_diff'] for r in rows):.0%} to "
-                f"{max(r['rel_diff'] for r in rows):.0%} {side} full softmax cross-entropy on "
-                f"the same linear layer over {len(rows)} calls here; {len(unseeded)} successive unseeded calls gave "
-                f"{len({r['value'] for r in unseeded})} different values")
-        if len({r["value"] for r in op_seed}) > 1:
-            text += ", and so did calls with an op seed alone (eagerly)"
-        if len({r["value"] for r in reset}) == 1:
-            text += "; only `tf.random.set_seed` before each call repeats a value"
-        items.append(text)
+        items.append(T.AVOID_WEIGHTED.format(weighted=WEIGHTED, sigmoid=SIGMOID,
+                                             weighted_error=fmt_small(w["grad_abs_error"]),
+                                             sigmoid_error=fmt_small(s["grad_abs_error"])))
+    items.append(_avoid_sampled(atlas.sampled))
     red = [r for r in atlas.reductions if r["call"] == "compute_average_loss(sigmoid CE [B,C])"]
     if red:
-        r = red[0]
-        items.append(f"`tf.nn.compute_average_loss` on an element-wise `{r['per_example_shape']}` "
-                     f"loss: it divides the sum by {r['divisor']:.0f} (the first dimension), not "
-                     f"by the {r['elements']} elements; reduce over the classes first")
+        items.append(T.AVOID_AVERAGE.format(shape=red[0]["per_example_shape"],
+                                            divisor=red[0]["divisor"], elements=red[0]["elements"]))
     on, off = _graph(atlas, SPARSE, True), _graph(atlas, SPARSE, False)
     if on is not None and off is not None and off["fused_kernel"] and not on["fused_kernel"]:
-        items.append(f"expecting the fused kernels under op determinism "
-                     f"(`tf.config.experimental.enable_op_determinism()`): the traced graph of "
-                     f"`{SPARSE}` then has no fused op but a LogSoftmax composite "
-                     f"({on['n_ops']} ops instead of {off['n_ops']}), and so does every Keras "
-                     f"loss built on it")
-    return items
+        items.append(T.AVOID_DETERMINISM.format(sparse=SPARSE, on=on["n_ops"], off=off["n_ops"]))
+    return [i for i in items if i]
 
 
 def decision_guide(atlas: Atlas) -> str:
@@ -261,7 +237,8 @@ def decision_guide(atlas: Atlas) -> str:
     Every number in it is formatted from a measured row (errors below 1e-6 print as
     ``"< 1e-6"``, others with one significant digit, loss values with three decimals), so the
     text is the same for every run on one machine. Rules whose rows were not measured are left
-    out; ``measure(entries=GUIDE_ENTRIES)`` measures all that it quotes.
+    out; ``measure(entries=GUIDE_ENTRIES)`` measures all that it quotes. The wording is
+    :mod:`xentlab.atlas.guide_text`'s.
 
     Returns:
         Markdown: a heading, one bullet per rule ("Labels like X, model output Y: call Z,
@@ -269,21 +246,14 @@ def decision_guide(atlas: Atlas) -> str:
     """
     measured = [g for g in GAPS if _acc(atlas, SPARSE, f"gap {g:g}") is not None]
     g = max(measured) if measured else max(GAPS)
-    gap, gap_text = f"gap {g:g}", f"a logit gap of {g:g}"
+    gap, gap_text = f"gap {g:g}", T.GAP.format(gap=g)
     rules = [_rule_integer(atlas, gap, gap_text), _rule_dense(atlas, gap, gap_text),
              _rule_multilabel(atlas, gap, gap_text), _rule_probabilities(atlas),
              _rule_dtype(atlas, gap, gap_text)]
     avoid = _avoid_items(atlas)
     if avoid:
-        rules.append("- **Avoid**:\n" + "\n".join(f"  - {i}." for i in avoid))
+        rules.append(T.AVOID + "\n".join(T.AVOID_ITEM.format(item=i) for i in avoid))
     s = atlas.settings
-    head = (f"## Which cross-entropy should I use?\n\nMeasured by `xentlab.atlas.measure()` "
-            f"with TensorFlow {s['tensorflow']} and Keras {s['keras']} ({s['classes']} classes); "
-            f"errors are against a float64 oracle. Inputs: label formats, bad labels and reductions "
-            f"on a batch of {s['batch']} with logits drawn from N(0, 2²) and random labels (NumPy seed "
-            f"{s['seed']}), so their differences from the oracle are those of this batch; values at a logit "
-            f"gap are one example with logits [0, gap, 0, …] and the true class 0; an op count is every op "
-            f"of the traced forward-and-gradient graph before Grappler; `sampled_softmax_loss` runs on a "
-            f"small linear layer (batch {s['batch']}, {2 * s['classes']} classes, {s['classes']} sampled, "
-            f"inputs and weights from N(0, 1)), seeded as its bullet says.\n\n")
+    head = T.HEAD.format(tensorflow=s["tensorflow"], keras=s["keras"], classes=s["classes"],
+                         batch=s["batch"], seed=s["seed"], sampled_classes=2 * s["classes"])
     return head + "\n".join(r for r in rules if r) + "\n"
