@@ -156,6 +156,34 @@ def claim(
     print(f"[{entry['verdict']}] {id}: {statement}{why}")
 
 
+_FROM_REGISTRY: Any = object()
+
+
+def check(id: str, holds: bool | None, *, measured: Any, text: str, partly: bool = False,
+          expected: Any = _FROM_REGISTRY, expected_text: str | None = None,
+          untested_because: str | None = None) -> None:
+    """Record claim ``id`` of :data:`xentlab.claims.CLAIMS` with what the notebook measured and
+    the verdict that decides it (printed, not returned: a cell ending in a check echoes nothing).
+
+    ``holds`` is the measured condition (:func:`verdict`: ``reproduced`` when it holds,
+    ``partly`` when only ``partly`` does, else ``refuted``; None: ``untested``, with
+    ``untested_because``). ``text`` is one sentence with rounded numbers saying what was
+    measured; ``measured`` keeps the full values. The statement, section and source come from
+    the registry, and so does ``expected`` unless the notebook passes it (values that depend on
+    its parameters). See :func:`claim` for ``untested_because``.
+    """
+    from xentlab import claims
+
+    if id not in claims.CLAIMS:
+        raise KeyError(f"claim {id!r} is not in xentlab.claims.CLAIMS; add its statement there")
+    c = claims.CLAIMS[id]
+    source, citation = claims.source_of(id)
+    decided = "untested" if holds is None else verdict(bool(holds), partly=bool(partly))
+    claim(id, source, c.statement, c.expected if expected is _FROM_REGISTRY else expected, measured,
+          decided, measured_text=text, expected_text=expected_text or c.expected_text,
+          section=c.section, untested_because=untested_because, citation=citation)
+
+
 def dataset(ds: Any) -> None:
     """Record which dataset the notebook used (a ``xentlab.data.Dataset``) for the provenance."""
     metric(
