@@ -91,4 +91,6 @@ def test_real_notebooks_validate_parameters_before_computing(notebook, params, m
         reports.run_reports("bad", only=[notebook], out=out, html=False,
                             profiles={"bad": {notebook: params}})
     assert "ValueError" in str(err.value)
+    # the Setup cell, right after the parameters and papermill's injected cell, before TensorFlow
+    assert "(execution count 3)" in str(err.value)
     assert (out / "README.md").read_text() == "previous"

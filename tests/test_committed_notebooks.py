@@ -110,17 +110,20 @@ def test_papermill_parses_every_parameter(path):
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_setup_pins_onednn_before_tensorflow(path):
     """TensorFlow picks oneDNN or Eigen CPU kernels by CPU unless TF_ENABLE_ONEDNN_OPTS is set
-    before it loads; the two print different digits (see the README's Guarantees). Every
-    notebook's Setup cell calls ``notebook.setup`` (which sets it) before its first TensorFlow or
-    Keras import, so a kernel started by JupyterLab (no Makefile, no conftest) runs the kernels
-    the committed outputs came from."""
-    code = "".join(next(c for c in json.loads(path.read_text())["cells"]
-                        if c["cell_type"] == "code")["source"])
-    setup = code.find(f'notebook.setup("{path.stem}")')
-    imports = [i for i in (code.find("import tensorflow"), code.find("import keras"),
-                           code.find("from keras")) if i >= 0]
-    assert 0 <= setup < min(imports, default=len(code)), (
-        f"{path.name}: the Setup cell must call notebook.setup({path.stem!r}) before importing TF")
+    before it loads; the two print different digits (docs/glossary.md). The parameters cell comes
+    first (papermill injects its overrides after it); the next code cell calls ``notebook.setup``
+    with the parameters (checked before anything else) before its first TensorFlow or Keras
+    import, so a kernel started by JupyterLab (no Makefile, no conftest) runs the kernels the
+    committed outputs came from."""
+    code = [c for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "code"]
+    assert "parameters" in code[0]["metadata"].get("tags", []), f"{path.name}: parameters cell first"
+    setup_cell = "".join(code[1]["source"])
+    setup = setup_cell.find(f'notebook.setup("{path.stem}", globals(),')
+    imports = [i for i in (setup_cell.find("import tensorflow"), setup_cell.find("import keras"),
+                           setup_cell.find("from keras")) if i >= 0]
+    assert 0 <= setup < min(imports, default=len(setup_cell)), (
+        f"{path.name}: the Setup cell must call notebook.setup({path.stem!r}, globals(), ...) "
+        "before importing TF")
 
 
 def test_notebook_setup_applies_the_tensorflow_environment():
