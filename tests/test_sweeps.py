@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from xentlab import sweeps
 
@@ -53,8 +54,6 @@ def test_nonfinite_edges_reports_each_side_and_kind():
 
 
 def test_gap_losses_or_none_and_first_where(monkeypatch):
-    import tensorflow as tf
-
     d = np.array([0.0, 100.0])
     np.testing.assert_array_equal(sweeps.gap_losses_or_none(d, "float32", "fused"),
                                   sweeps.gap_losses(d, "float32", "fused"))
@@ -66,3 +65,104 @@ def test_gap_losses_or_none_and_first_where(monkeypatch):
     assert sweeps.gap_losses_or_none(d, "float16", "fused") is None
     assert sweeps.first_where(np.array([1.0, 2.0, 3.0]), [False, True, True]) == 2.0
     assert sweeps.first_where(np.array([1.0, 2.0]), [False, False]) is None
+
+
+def test_sigmoid_table_rows_and_edges():
+    xs = np.linspace(-200.0, 200.0, 41)
+    sweep = {(dt, z): sweeps.sigmoid_sweep(xs, z, dt) for dt in ("float32", "float64") for z in (0.0, 1.0)}
+    lines = sweeps.sigmoid_table(xs, sweep).splitlines()
+    assert lines[0].split() == ["dtype", "label", "fused", "finite", "rel", "err", "<", "1e-6", "fused", "==",
+                                "formula", "manual", "non-finite", "where"]
+    assert len(lines) == 5 and all(line.split()[2:5] == ["1", "1", "1"] for line in lines[1:])
+    assert lines[1].startswith("float32      0") and lines[1].endswith("(inf)")
+    assert "x >= 40.0 (NaN)" in lines[4]  # float64, label 1: 0 * log(0) past sigmoid(x) == 1
+    r = {k: v.copy() for k, v in sweep[("float64", 1.0)].items()}
+    r["manual"] = r["exact"]
+    assert sweeps.sigmoid_table(xs, {("float64", 1.0): r}).endswith("nowhere in [-200, 200]")
+
+
+# notebook 02's helpers
+
+
+def test_post_printout_prints_like_the_post():
+    text = sweeps.post_printout(np.array([[0.5, 0.5]], np.float32), np.float32(16.478533), np.float32(1.0))
+    assert text == ("step1:softmax result=\n[[0.5 0.5]]\nstep2:cross_entropy result=\n16.478533\n"
+                    "Function(softmax_cross_entropy_with_logits) result=\n1.0")
+
+
+def test_printed_differing_and_its_lines():
+    doc = np.array([[9.0030573e-02, 1.0], [0.5, 6.6396770e-36]])
+    ours = doc.astype(np.float32)
+    ours[0, 0] = np.nextafter(ours[0, 0], np.float32(0))  # one float32 ulp down: prints differently
+    differing = sweeps.printed_differing(ours, doc)
+    assert [(r, c) for r, c, _, _ in differing] == [(0, 0)] and differing[0][3] == "9.0030573e-02"
+    ulps = sweeps.ulp_distance(ours, doc.astype(np.float32))
+    lines = sweeps.differing_lines(differing, ulps, "Eigen").splitlines()
+    assert lines[0] == "1 of 4 printed values differ from the post's (this process: Eigen's kernels):"
+    assert lines[1].startswith("  [0,0] ours ") and lines[1].endswith("  post 9.0030573e-02")
+    assert lines[2:] == ["distance in float32 ulps:", "[[1 0]", " [0 0]]"]
+
+
+def test_run_without_constant_folding_runs_the_fetch():
+    graph = tf.Graph()
+    with graph.as_default():
+        out = tf.nn.softmax(tf.constant([[0.0, 0.0]]))
+    np.testing.assert_allclose(sweeps.run_without_constant_folding(graph, out), [[0.5, 0.5]])
+
+
+def test_subprocess_helpers_ask_each_kernel_set(monkeypatch):
+    calls = []
+
+    def fake(code, *, onednn):
+        calls.append((code, onednn))
+        return [[0.5, 0.5]] if "softmax" in code else 87.0
+
+    monkeypatch.setattr(sweeps.runtime, "run_with_kernels", fake)
+    got = sweeps.eager_softmax_by_kernels(np.zeros((1, 2)))
+    assert list(got) == ["oneDNN", "Eigen"] and got["Eigen"].dtype == np.float32
+    assert [on for _, on in calls] == [True, False] and "[[0.0, 0.0]]" in calls[0][0]
+    assert sweeps.first_inf_gap_with_kernels("float32", onednn=False) == 87.0
+    assert "first_inf_gap('float32')" in calls[-1][0] and calls[-1][1] is False
+
+
+def test_gap_curves_errors_and_table():
+    deltas = np.array([0.0, 50.0, 200.0])
+    curves = sweeps.gap_curves(deltas, 1e-10, dtypes=("float32", "float64"))
+    assert list(curves["float32"]) == ["manual", "manual, ε=1e-10", "fused"]
+    assert np.isinf(curves["float32"]["manual"][2]) and np.isfinite(curves["float32"]["manual, ε=1e-10"]).all()
+    err = sweeps.fused_max_rel_error(curves, sweeps.exact_gap_loss(deltas))
+    assert err["float32"] < 1e-6 and err["float64"] < 1e-12
+    table = sweeps.first_inf_table({"float32": 86.64, "float64": None}, {"float32": 4.5e-8, "float64": None}, 1000.0)
+    assert table.splitlines() == [
+        "    dtype | first Δ where manual = inf | fused max rel. error",
+        "  float32 |                      86.64 |              4.5e-08",
+        "  float64 |             never (≤ 1000) |            no kernel",
+    ]
+
+
+def test_gap_gradient_curves_and_lines():
+    grads = sweeps.gap_gradient_curves(np.array([0.0, 200.0]), "float32", 1e-10)
+    assert list(grads) == ["manual (ε = 0)", "manual (ε = 1e-10)", "fused"]
+    assert np.isnan(grads["manual (ε = 0)"][1, 0]) and grads["manual (ε = 1e-10)"][1, 0] == 0.0
+    assert grads["fused"].shape == (2, 2)
+    assert sweeps.gradient_gap_lines(87.0, 87.0, 24.0, 3e-8, 1e-10).splitlines() == [
+        "manual, ε = 0:      gradient NaN from Δ = 87 on",
+        "manual, ε = 1e-10: gradient exactly 0 from Δ = 87 on",
+        "manual, ε = 1e-10: gradient below half the exact one from Δ = 24 on (-log ε = 23.0)",
+        "fused: max |error| of the gradient over the sweep = 3e-08",
+    ]
+
+
+def test_claim_sentences_and_summary():
+    assert sweeps.printout_text(0, {"oneDNN": 8, "Eigen": 0}, {"oneDNN": 2, "Eigen": 0}) == (
+        "graph mode: identical to all 15 printed values; eager with oneDNN: 8 of 15 differ, by up to 2 ulp; "
+        "eager with Eigen: within 0 ulp")
+    assert sweeps.printout_text(3, {"oneDNN": 8}, {"oneDNN": 2, "Eigen": 1}).startswith(
+        "graph mode: within 3 ulp of the 15 printed values;")
+    first_inf = {"float16": 17.34, "bfloat16": 87.0, "float32": 125 * np.log(2), "float64": 708.4}
+    assert sweeps.fused_composite_text(first_inf) == (
+        "equal within 2% up to a gap of 10; the manual route returns inf from a gap of 86.64 (float32), "
+        "17.3 (float16), 708 (float64); the fused op never")
+    md = sweeps.summary_markdown(first_inf, 126 * np.log(2), 1e-10, 0, {"oneDNN": 8}, {"oneDNN": 2, "Eigen": 0})
+    assert md.count("\n- ") == 2 and "$125 \\ln 2$; 87.34 with Eigen's" in md
+    assert "$\\mathrm{logsumexp}(z) - z_y$" in md and "in float16 $\\varepsilon =$ 1e-10 is 0)" in md
