@@ -88,3 +88,75 @@ def test_clearly_needs_ranges_that_do_not_overlap():
     fast, slow = {"min": 1.0, "median": 1.1, "max": 1.2}, {"min": 1.3, "median": 1.5, "max": 2.0}
     assert bench.clearly(fast, slow) == "faster" and bench.clearly(slow, fast) == "slower"
     assert bench.clearly(fast, {"min": 1.15, "median": 1.5, "max": 2.0}) == "no clear difference"
+
+
+def _rows(peak=True, below=None):
+    """Fake :func:`bench.ce_cost` rows at C = 10 and 1,000: manual slowest, fused with XLA fastest."""
+    speed = {"manual": 5.0, "log_softmax": 4.0, "fused": 3.0, "sparse": 3.5, "logsumexp_gather": 4.5}
+    arrays = {"manual": 3, "log_softmax": 2, "fused": 1, "sparse": 1, "logsumexp_gather": 3}
+    rows = []
+    for c in (10, 1000):
+        for m in bench.CE_METHODS:
+            for comp in (False, True):
+                ms = speed[m] * c / 1000 * (0.5 if comp else 1.0)
+                rows.append({"method": m, "classes": c, "compiled": comp, "ms": ms, "floor_ms": c / 1000,
+                             "ratio_to_floor": ms * 1000 / c, "bound_ms": 0.1,
+                             "peak_bytes": arrays[m] * 256 * c * 4 if peak else None})
+    if below:
+        next(r for r in rows if (r["method"], r["classes"], r["compiled"]) == below)["ratio_to_floor"] = 0.9
+    return rows
+
+
+def test_at_classes_and_below_floor():
+    rows = _rows(below=("sparse", 10, True))
+    at = bench.at_classes(rows, 1000)
+    assert len(at) == 2 * len(bench.CE_METHODS) and at["fused", True]["ms"] == 1.5
+    assert bench.below_floor(rows) == ["sparse, XLA at C = 10 (0.90×)"]
+    assert bench.below_floor(_rows()) == []
+
+
+def test_format_at_classes_lines():
+    lines = bench.format_at_classes(_rows(), 1000).splitlines()
+    assert lines[0] == "At C = 1,000 (floor 1.0 ms, with XLA 1.0 ms):"
+    assert lines[1] == ("            manual:     5.0 ms ( 5.0× the floor), XLA     2.5 ms ( 2.5× XLA's floor);"
+                        "    2.9 MiB (3.0× fused)")
+    assert lines[-1] == "below its floor: none" and len(lines) == 2 + len(bench.CE_METHODS)
+    assert bench.format_at_classes(_rows(peak=False), 1000).splitlines()[1].endswith("; memory not measured")
+
+
+def test_cost_text_memory_order_and_floor():
+    text = bench.cost_text(_rows(below=("sparse", 10, True)), memory=True)
+    assert text.startswith("Memory is the robust difference.") and "(1.0× a `[256, C]` array at C = 1,000)" in text
+    assert "is **fused with XLA**, 1.5 ms = 1.50× the floor" in text
+    assert "the order is fused (3.0×) < sparse (3.5×) < log_softmax (4.0×) < logsumexp_gather (4.5×) < manual" in text
+    assert "Below their floor ran sparse, XLA at C = 10 (0.90×): all at C below 1,000" in text
+    text = bench.cost_text(_rows(peak=False, below=("manual", 1000, False)), memory=False)
+    assert text.startswith("Memory is not measured in this run")
+    assert ": for these rows the floor is no lower bound" in text
+    assert " No row ran below its floor." in bench.cost_text(_rows(), memory=True)
+
+
+def _training():
+    ms = {"min": 40.0, "median": 50.0, "max": 60.0}
+    return {"ms_per_step": {"runner": ms, "fit_numpy": ms, "fit_tfdata": ms}, "runner_over_keras_fit": 0.92,
+            "runner_over_keras_fit_numpy": 0.95, "flops_per_step": 1.069e10, "achieved_gflops": 158.0,
+            "fraction_of_matmul_peak": 0.74, "matmul_peak_gflops": 213.0, "repeats": 5}
+
+
+def test_format_training_lines():
+    lines = bench.format_training(_training()).splitlines()
+    assert lines[0] == "10.69 GFLOP per step (forward counted by TF's profiler, ×3 for backward)"
+    assert lines[1] == "xentlab.train: 158 GFLOP/s = 74% of the float32 matmul peak (213 GFLOP/s)"
+    assert lines[2] == "  xentlab.train  ms/step median 50.0 (min 40.0, max 60.0) over 5 repeats"
+    assert lines[5] == "xentlab.train vs the faster fit feed (medians): 0.92×; vs fit on NumPy arrays: 0.95×"
+
+
+def test_summary_text_bullets():
+    result = {"ce_cost": _rows(), "training": _training()}
+    lines = bench.summary_text(result, memory=True).splitlines()
+    assert lines[0].startswith("- Besides stability, the fused op buys **memory**, not speed: at C = 1,000 and "
+                               "batch 256 it allocated 1 MiB, `log_softmax` 2 MiB and the manual route 3 MiB")
+    assert "was fused with XLA, 1.50× the measured floor" in lines[1] and "No formulation came within 1.3×" in lines[1]
+    assert lines[2].startswith("- The repository's training loop ran document 002's CNN at 0.92× the speed")
+    result["ce_cost"] = _rows(peak=False)
+    assert bench.summary_text(result, memory=False).startswith("- Memory was not measured in this run")

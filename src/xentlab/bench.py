@@ -392,3 +392,116 @@ def main(*, quick: bool, json_path: Path | None) -> dict[str, Any]:
         json_path.write_text(json.dumps(result, indent=2) + "\n")
         print(f"wrote {json_path}")
     return result
+
+
+# --- notebook 06's reading of a run: lines it prints and markdown written from the measurements ---
+
+def at_classes(rows: list[dict[str, Any]], classes: int) -> dict[tuple[str, bool], dict[str, Any]]:
+    """:func:`ce_cost`'s rows at ``classes``, keyed ``(method, compiled)``."""
+    return {(r["method"], r["compiled"]): r for r in rows if r["classes"] == classes}
+
+
+def below_floor(rows: list[dict[str, Any]]) -> list[str]:
+    """``"method[, XLA] at C = c (ratio×)"`` for each of :func:`ce_cost`'s rows that ran faster
+    than its floor (``ratio_to_floor < 1``)."""
+    return [f"{r['method']}{', XLA' if r['compiled'] else ''} at C = {r['classes']:,} ({r['ratio_to_floor']:.2f}×)"
+            for r in rows if r["ratio_to_floor"] < 1]
+
+
+def format_at_classes(rows: list[dict[str, Any]], classes: int) -> str:
+    """Lines on :func:`ce_cost`'s rows at ``classes``: both floors; per formulation its median ms
+    and ratio to the floor in ``tf.function`` and with XLA, and its extra peak memory (MiB and a
+    multiple of the fused kernel's); then every row, at any C, that ran below its floor."""
+    at = at_classes(rows, classes)
+
+    def mib(r: dict[str, Any]) -> str:
+        return "memory not measured" if r["peak_bytes"] is None else (
+            f"{r['peak_bytes'] / 2**20:6.1f} MiB ({r['peak_bytes'] / at['fused', False]['peak_bytes']:.1f}× fused)")
+
+    lines = [f"At C = {classes:,} (floor {at['fused', False]['floor_ms']:.1f} ms, "
+             f"with XLA {at['fused', True]['floor_ms']:.1f} ms):"]
+    lines += [f"  {m:>16}: {at[m, False]['ms']:7.1f} ms ({at[m, False]['ratio_to_floor']:4.1f}× the floor), "
+              f"XLA {at[m, True]['ms']:7.1f} ms ({at[m, True]['ratio_to_floor']:4.1f}× XLA's floor); "
+              f"{mib(at[m, False])}" for m in CE_METHODS]
+    lines.append("below its floor: " + (", ".join(below_floor(rows)) or "none"))
+    return "\n".join(lines)
+
+
+def cost_text(rows: list[dict[str, Any]], *, memory: bool) -> str:
+    """Markdown on :func:`ce_cost`'s rows at their largest C (batch :data:`CE_BATCH`): what the
+    fused kernel buys in memory (``memory``: whether this process measured it), the order of the
+    formulations' times against the floor, the rows below their floor, and what to do on a CPU."""
+    big = max(r["classes"] for r in rows)
+    at = at_classes(rows, big)
+    plain = sorted((at[m, False] for m in CE_METHODS), key=lambda r: r["ms"])
+    fused_plain, best = at["fused", False], fastest(rows, big)
+    below = below_floor(rows)
+    return " ".join([
+        ("Memory is the robust difference. Every formulation must return a `[batch, C]` gradient. The fused "
+         "kernel computes the loss and that gradient together and allocates little else "
+         f"({fused_plain['peak_bytes'] / (CE_BATCH * big * 4):.1f}× a `[{CE_BATCH}, C]` array at C = {big:,}); "
+         "`log_softmax` keeps its log-probabilities for the backward pass, the manual route the softmax, its "
+         "logarithm and their product with the labels (the order fused ≤ log_softmax ≤ manual is asserted above)."
+         if memory else
+         "Memory is not measured in this run: this process' TensorFlow keeps no CPU allocator statistics "
+         "(Eigen's kernels)."),
+        f"Time is a different story on this CPU: the fastest formulation at C = {big:,} is **{best['method']}"
+        f"{' with XLA' if best['compiled'] else ''}**, {best['ms']:.1f} ms = {best['ratio_to_floor']:.2f}× the floor; "
+        "inside `tf.function` the order is " + " < ".join(f"{r['method']} ({r['ratio_to_floor']:.1f}×)" for r in plain)
+        + ", and TensorFlow's fused kernel, the one the documents recommend for stability, takes "
+        f"{fused_plain['ms']:.0f} ms ({fused_plain['ratio_to_floor']:.1f}× the floor; "
+        f"{at['fused', True]['ratio_to_floor']:.1f}× XLA's floor with XLA)."
+        + (f" Below their floor ran {', '.join(below)}"
+           + (": all at C below 1,000, where fixed per-call overheads dominate both and the ratio means little."
+              if all(r["classes"] < 1000 for r in rows if r["ratio_to_floor"] < 1) else
+              ": for these rows the floor is no lower bound (why is not isolated here).") if below else
+           " No row ran below its floor."),
+        "A CPU's cost is set by `exp` throughput and by how many passes over `[B, C]` a formulation makes; "
+        "XLA fuses the passes. What to do on a CPU: keep the stable formulation (fused, `log_softmax` or "
+        "`logsumexp − gather`) and compile the training step with `jit_compile=True`; measure before "
+        "choosing between them, since the order depends on the machine. GPUs differ (other kernels, "
+        "other limits) and are not measured here.",
+    ])
+
+
+def format_training(t: dict[str, Any]) -> str:
+    """Lines on :func:`training_throughput`'s result ``t``: FLOP per step, the FLOP rate against
+    the matmul peak, each loop's ms per step (median, min, max) and the loops' speed ratios."""
+    spread = t["ms_per_step"]
+    lines = [f"{t['flops_per_step'] / 1e9:.2f} GFLOP per step (forward counted by TF's profiler, ×3 for backward)",
+             f"xentlab.train: {t['achieved_gflops']:.0f} GFLOP/s = {100 * t['fraction_of_matmul_peak']:.0f}% of "
+             f"the float32 matmul peak ({t['matmul_peak_gflops']:.0f} GFLOP/s)"]
+    lines += [f"  {name:14s} ms/step median {spread[key]['median']:.1f} (min {spread[key]['min']:.1f}, "
+              f"max {spread[key]['max']:.1f}) over {t['repeats']} repeats"
+              for key, name in (("runner", "xentlab.train"), ("fit_numpy", "fit, NumPy"), ("fit_tfdata", "fit, tf.data"))]
+    lines.append(f"xentlab.train vs the faster fit feed (medians): {t['runner_over_keras_fit']:.2f}×; "
+                 f"vs fit on NumPy arrays: {t['runner_over_keras_fit_numpy']:.2f}×")
+    return "\n".join(lines)
+
+
+def summary_text(result: dict[str, Any], *, memory: bool) -> str:
+    """Markdown bullets summing up :func:`run`'s ``result``: the memory each formulation
+    allocated at the largest C (``memory``: whether this process measured it), the fastest
+    formulation against the floor, and the training loop against ``Model.fit``."""
+    rows, t = result["ce_cost"], result["training"]
+    big = max(r["classes"] for r in rows)
+    at, best = at_classes(rows, big), fastest(rows, big)
+    return "\n".join([
+        (f"- Besides stability, the fused op buys **memory**, not speed: at C = {big:,} and batch {CE_BATCH} it "
+         f"allocated {at['fused', False]['peak_bytes'] / 2**20:.0f} MiB, `log_softmax` "
+         f"{at['log_softmax', False]['peak_bytes'] / 2**20:.0f} MiB and the manual route "
+         f"{at['manual', False]['peak_bytes'] / 2**20:.0f} MiB (the order is asserted on every run where memory is "
+         "measured)." if memory else "- Memory was not measured in this run (no CPU allocator statistics with "
+         "Eigen's kernels); the committed run, with oneDNN's, measures it."),
+        f"- On this CPU the fastest formulation at C = {big:,} was {best['method']}"
+        f"{' with XLA' if best['compiled'] else ''}, {best['ratio_to_floor']:.2f}× the measured floor (one `exp` "
+        f"pass by the same compiler); the fused kernel took {at['fused', False]['ratio_to_floor']:.1f}× the floor "
+        "inside `tf.function`. "
+        + ("The fastest is within 1.3× of the floor." if best["ratio_to_floor"] <= 1.3 else
+           "No formulation came within 1.3× of the floor: each makes more than one pass over `[B, C]` "
+           "(a max, the exponentials, a sum, then the gradient), where the floor makes one."),
+        f"- The repository's training loop ran document 002's CNN at {t['runner_over_keras_fit']:.2f}× the speed of "
+        f"the faster `Model.fit` feed (medians of {t['repeats']} repeats; spreads above); the convolutions, not "
+        "the loss, bound the step. `python -m xentlab bench` reruns all of it; `reports/<profile>/bench.md` "
+        "holds a report's table.",
+    ])

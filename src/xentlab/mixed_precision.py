@@ -15,6 +15,8 @@ module measures each on a small MLP:
 - :func:`loss_errors`: the error of each loss formulation against float64 on the same logits.
 - :func:`step_time`: the median, fastest and slowest time of one training step under a policy.
 - :func:`xentlab.config.cpu_features` tells which CPU flags :func:`bf16_supported` reads.
+- notebook 09's bookkeeping: the tables it prints (``format_*``), the grid's mean accuracies and
+  budget, and the sentences and markdown it writes from a run's measurements (``*_text``).
 
 Keras sources: a layer built with ``dtype="mixed_float16"`` keeps float32 variables and computes
 in float16 (``keras/src/dtype_policies/dtype_policy.py``, ``DTypePolicy``);
@@ -36,7 +38,10 @@ import tensorflow as tf
 from xentlab import bench, losses, runtime, train
 
 __all__ = ["POLICIES", "OUTPUTS", "mlp", "optimizer", "train_grid", "underflow", "loss_errors",
-           "step_time", "bf16_supported"]
+           "step_time", "bf16_supported", "gap_logits", "first_nonfinite_gap", "format_loss_errors",
+           "format_training", "mean_accuracy", "training_budget", "float32_output_text", "output_dtype_text",
+           "trained_weights", "format_underflow", "scaling_accuracies", "step_times", "format_step_times",
+           "speed_text"]
 
 #: The Keras dtype policies compared.
 POLICIES = ("float32", "mixed_float16", "mixed_bfloat16")
@@ -210,3 +215,178 @@ def bf16_supported(features: dict[str, bool]) -> bool:
     """Whether the CPU is one the guide means by "CPUs that support" bfloat16: AMX
     (``amx_bf16``, 4th-generation Xeon and later). AVX-512 BF16 alone is not counted."""
     return bool(features.get("amx_bf16", False))
+
+
+# --- notebook 09's bookkeeping: grids, tables and the prose written from a run's measurements ---
+
+def gap_logits(gaps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Two-class float64 logits ``[2G, 2]`` and labels ``[2G]`` (all class 0) for ``gaps [G]``:
+    first the true class trailing by each gap (``[-gap, 0]``, a confident mistake), then leading
+    by it (``[gap, 0]``, a confident success)."""
+    gaps = np.asarray(gaps, dtype=np.float64)
+    zeros = np.zeros_like(gaps)
+    logits = np.concatenate([np.stack([-gaps, zeros], 1), np.stack([gaps, zeros], 1)])
+    return logits, np.zeros(len(logits), dtype=int)
+
+
+def first_nonfinite_gap(gaps: np.ndarray, dtype: str = "float16", method: str = "manual") -> float | None:
+    """The first of ``gaps`` whose confident mistake (true class trailing by the gap, one row
+    evaluated alone by :func:`loss_errors`) gives ``method`` an inf or NaN loss in ``dtype``;
+    None if none does. Softmax then log (``"manual"``) fails once ``e^-gap`` rounds to 0."""
+    logits, labels = gap_logits(gaps)
+    for i, gap in enumerate(gaps):
+        if loss_errors(logits[i:i + 1], labels[:1], dtype, (method,))[method]["nonfinite"] > 0:
+            return float(gap)
+    return None
+
+
+def format_loss_errors(errors: dict[str, dict[str, dict[str, float]]]) -> str:
+    """The table of ``{dtype: loss_errors(...)}``: per dtype and method, the share of rows that
+    are inf or NaN and the largest error over the finite rows."""
+    lines = [f"{'dtype':9s} {'method':12s} {'rows inf/NaN':>12s} {'largest error (finite rows)':>28s}"]
+    lines += [f"{dt:9s} {method:12s} {e['nonfinite']:12.0%} {e['max_error']:28.1e}"
+              for dt, by_method in errors.items() for method, e in by_method.items()]
+    return "\n".join(lines)
+
+
+def format_training(rows: list[dict[str, Any]]) -> str:
+    """The table of :func:`train_grid`'s rows, one line per run."""
+    lines = [f"{'seed':>4s} {'policy':15s} {'output':8s} {'method':12s} {'loss scaling':>12s} {'test acc.':>9s} "
+             f"{'diverged':>8s} {'skipped':>7s} {'seconds':>7s}"]
+    lines += [f"{r['seed']:4d} {r['policy']:15s} {r['output']:8s} {r['method']:12s} {str(r['loss_scaling']):>12s} "
+              f"{r['test_accuracy']:9.4f} {str(r['diverged_at']):>8s} {r['skipped_steps']:7d} {r['seconds']:7.1f}"
+              for r in rows]
+    return "\n".join(lines)
+
+
+def mean_accuracy(rows: list[dict[str, Any]]) -> dict[tuple[str, str, str], float]:
+    """``{(policy, output, method): mean test accuracy over the seeds}`` of :func:`train_grid`'s
+    rows (pass the grid rows, ``r["grid"]``, to leave out the unscaled extra run)."""
+    keys = dict.fromkeys((r["policy"], r["output"], r["method"]) for r in rows)
+    return {k: float(np.mean([r["test_accuracy"] for r in rows if (r["policy"], r["output"], r["method"]) == k]))
+            for k in keys}
+
+
+def training_budget(baseline: float, *, steps: int, seeds: int, trained: float, min_seeds: int) -> str | None:
+    """Why the run cannot judge the output dtype, or None: the float32 baseline's test accuracy
+    ``baseline`` is below ``trained`` after ``steps`` steps, or fewer than ``min_seeds`` seeds ran."""
+    if baseline < trained:
+        return f"budget: after {steps} steps the float32 baseline reached {baseline:.2f} test accuracy, below {trained}"
+    if seeds < min_seeds:
+        return f"budget: {seeds} seed(s); a difference in accuracy is judged over at least {min_seeds}"
+    return None
+
+
+def _worse_labels(rows: list[dict[str, Any]], drops: dict[tuple[str, str], float],
+                  worse: list[tuple[str, str]]) -> list[str]:
+    """``"method under policy (+drop)"`` for each (policy, method) of ``worse``, sorted, noting
+    where a grid run with a 16-bit output diverged."""
+    stopped = {(r["policy"], r["method"]) for r in rows
+               if r["grid"] and r["output"] == "16-bit" and r["diverged_at"] is not None}
+    return sorted(f"{m} under {p} ({drops[p, m]:+.3f}" + ("; a 16-bit run diverged" if (p, m) in stopped else "")
+                  + ")" for p, m in worse)
+
+
+def float32_output_text(rows: list[dict[str, Any]], drops: dict[tuple[str, str], float],
+                        worse: list[tuple[str, str]], *, tolerance: float, steps: int, seeds: int) -> str:
+    """The measured sentence of claim ``guide.float32-output``: how many of the ``drops``
+    settings (``{(policy, method): accuracy with a float32 output - with a 16-bit one}``) lost more
+    than ``tolerance`` (``worse``), and the updates loss scaling skipped in :func:`train_grid`'s
+    ``rows``."""
+    labels = _worse_labels(rows, drops, worse)
+    skipped = ", ".join(f"{r['method']} {r['output']} seed {r['seed']}: {r['skipped_steps']} of {steps}"
+                        for r in rows if r["grid"] and r["skipped_steps"])
+    return (f"mean accuracy lost with a 16-bit output (beyond {tolerance}) in {len(labels)} of "
+            f"{len(drops)} settings" + (": " + ", ".join(labels) if labels else "")
+            + f"; {seeds} seed(s), every run drawing the same {steps} batches"
+            + (f" (updates skipped under loss scaling: {skipped})" if skipped else ""))
+
+
+def output_dtype_text(rows: list[dict[str, Any]], drops: dict[tuple[str, str], float],
+                      worse: list[tuple[str, str]], *, tolerance: float, budget: str | None) -> str:
+    """Markdown on section 2 of notebook 09 from its measurements: the settings that lost
+    accuracy with a 16-bit output (``worse``, as in :func:`float32_output_text`) and those that
+    did not, what the formulations round, the steps loss scaling skipped and the runs that
+    diverged (all of :func:`train_grid`'s ``rows``); prefixed by the ``budget`` reason if any."""
+    labels = _worse_labels(rows, drops, worse)
+    fine = [f"{m} under {p}" for (p, m), d in drops.items() if d <= tolerance]
+    diverged = [f"{r['method']} ({r['policy']}, {r['output']}, seed {r['seed']}, step {r['diverged_at']})"
+                for r in rows if r["diverged_at"] is not None]
+    skipped = [f"{r['method']} ({r['policy']}, {r['output']}, seed {r['seed']}): {r['skipped_steps']}"
+               for r in rows if r["skipped_steps"]]
+    return ("Untested: " + budget + ". What this run measured: " if budget else "") + (
+        f"with a 16-bit output, {len(labels)} of {len(drops)} settings lost more than {tolerance} mean accuracy"
+        + (f" ({', '.join(labels)})" if labels else "") + "; "
+        + (f"{', '.join(fine)} trained as well as with a float32 output. " if fine else "none trained as well. ")
+        + "The formulations differ in what they round: softmax then $\\log$ rounds $p$ to the output's dtype "
+        "before taking its logarithm, while `log_softmax` and the fused op compute $z_y - \\mathrm{logsumexp}(z)$ "
+        "from the logits. "
+        + (f"Under loss scaling the optimizer skipped non-finite steps, as Keras' `LossScaleOptimizer` does "
+           f"(skipped steps: {'; '.join(skipped)}). " if skipped else "No loss-scaled run had a non-finite step. ")
+        + (f"Training diverged without loss scaling (a non-finite loss; the loop applies no update after it) for "
+           f"{', '.join(diverged)}." if diverged else "No run diverged."))
+
+
+def trained_weights(data: Any, *, steps: int, hidden: int, batch_size: int) -> list[np.ndarray]:
+    """The weights of a float32 :func:`mlp` (seed 0, after :func:`xentlab.runtime.seed` ``(0)``)
+    trained for ``steps`` steps with the fused loss: where :func:`underflow` compares gradients."""
+    runtime.seed(0)
+    model = mlp("float32", hidden=hidden)
+    train.train(model, data, loss="fused", steps=steps, batch_size=batch_size, eval_every=steps, progress=False)
+    return model.get_weights()
+
+
+def format_underflow(lost: dict[str, dict[str, float]]) -> str:
+    """Lines on ``{dtype name: underflow(...)}``: lost elements without and with the scale, those
+    lost to range, and (from the first entry) the share that is 0 in float32 too."""
+    lines = [f"{name:9s} lost {z['lost']:.3%} of float32's non-zero elements, {z['lost_scaled']:.3%} with the "
+             f"scale 2^15; lost to range (kept by the scale): {z['recovered']:.3%}; finite: {z['finite']}"
+             for name, z in lost.items()]
+    first = next(iter(lost.values()))
+    lines.append(f"(exactly 0 in float32 too, and not counted above: {first['zero_float32']:.1%})")
+    return "\n".join(lines)
+
+
+def scaling_accuracies(rows: list[dict[str, Any]]) -> tuple[float, float]:
+    """Test accuracies of :func:`train_grid`'s ``mixed_float16`` run without loss scaling and of
+    the grid run with it (same seed, float32 output, fused loss): ``(unscaled, scaled)``."""
+    unscaled = next(r for r in rows if not r["grid"])
+    scaled = next(r["test_accuracy"] for r in rows if r["grid"] and (r["seed"], r["policy"], r["output"], r["method"])
+                  == (unscaled["seed"], "mixed_float16", "float32", "fused"))
+    return unscaled["test_accuracy"], scaled
+
+
+def step_times(x: np.ndarray, y: np.ndarray, *, hidden: int, repeats: int, steps: int,
+               float16_steps: int) -> dict[str, dict[str, float]]:
+    """:func:`step_time` of each of :data:`POLICIES` compiled (``mixed_float16`` with 3 timings
+    of ``float16_steps`` steps: its compiled step is slow on CPUs) and of the ``mixed_float16``
+    step run eagerly, key ``"mixed_float16, eager"``; batch ``x [B, 28, 28]``, ``y [B]``."""
+    times = {p: step_time(p, x, y, hidden=hidden, repeats=3 if p == "mixed_float16" else repeats,
+                          steps=float16_steps if p == "mixed_float16" else steps)
+             for p in POLICIES}
+    times["mixed_float16, eager"] = step_time("mixed_float16", x, y, hidden=hidden, repeats=repeats,
+                                              steps=steps, compiled=False)
+    return times
+
+
+def format_step_times(times: dict[str, dict[str, float]]) -> str:
+    """One line per entry of :func:`step_times`: median, min and max milliseconds per step."""
+    return "\n".join(f"{name:22s} {t['ms']:9.1f} ms per step (min {t['ms_min']:.1f}, max {t['ms_max']:.1f})"
+                     for name, t in times.items())
+
+
+def speed_text(times: dict[str, dict[str, float]], *, flags: str, amx: bool, onednn: bool) -> str:
+    """Markdown on section 4 of notebook 09 from :func:`step_times`: the bfloat16, compiled
+    float16 and eager float16 steps against float32's (fastest timings), with the CPU's
+    ``flags``, whether it has AMX and which kernel set (oneDNN or Eigen) ran."""
+    fastest = {name: t["ms_min"] / times["float32"]["ms_min"] for name, t in times.items()}
+    ratio, f16_ratio, eager_ratio = fastest["mixed_bfloat16"], fastest["mixed_float16"], fastest["mixed_float16, eager"]
+    return (f"On this CPU ({flags}) a bfloat16 step took {ratio:.2f}× float32's time "
+            + ("(the CPU has AMX). " if amx else "(the CPU has no AMX). ")
+            + f"The compiled float16 step took {f16_ratio:.3g}× float32's time, and the same step run eagerly "
+            f"{eager_ratio:.1f}× (this run's CPU kernels: "
+            f"{'oneDNN' if onednn else 'Eigen'}; which kernel sets the compiled float16 time is not "
+            "isolated here). "
+            + ("On this CPU `mixed_float16` bought no speed, " if min(f16_ratio, eager_ratio) >= 1 else
+               f"On this CPU `mixed_float16` was at best {1 / min(f16_ratio, eager_ratio):.1f}× faster than float32, ")
+            + "and section 1 shows what it costs in range.")
