@@ -35,7 +35,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from xentlab import losses, models, runtime, train
+from xentlab import config, losses, models, runtime, train
 
 BATCH = 128
 CE_BATCH = 256
@@ -44,7 +44,7 @@ CE_CLASSES = (10, 1_000, 32_000, 128_000)
 #: ``logsumexp(z) - z[y]`` (integer labels, no dense one-hot).
 CE_METHODS = ("manual", "log_softmax", "fused", "sparse", "logsumexp_gather")
 #: At least this many timed calls per measurement.
-MIN_REPEATS = 5
+MIN_REPEATS = config.MIN_REPEATS
 
 
 def timing(fn: Callable[[], Any], repeats: int) -> dict[str, float]:

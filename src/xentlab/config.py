@@ -19,6 +19,10 @@ REPORTS_DIR: Path = PROJECT_ROOT / "reports"
 #: Where interactive and nbval runs write their records (gitignored), never into ``reports/``.
 SCRATCH_DIR: Path = PROJECT_ROOT / ".scratch"
 
+#: The least number of timed calls per timing measurement (:mod:`xentlab.bench`; notebook 06
+#: checks its parameters against it before TensorFlow loads, hence here).
+MIN_REPEATS = 5
+
 #: Environment variable through which the report runner tells a notebook where to write.
 RUN_DIR_ENV = "XENTLAB_RUN_DIR"
 
