@@ -178,9 +178,12 @@ def test_relative_links_resolve():
     assert not broken, broken
 
 
-def _claim_sections(cells: list[dict]) -> set[str]:
-    """String constants a notebook passes as ``section=`` or assigns to ``section``."""
+def _checked_ids(cells: list[dict]) -> set[str]:
+    """The claim ids a notebook records: string constants passed first to ``record.check``, and
+    ``"<doc>.<slug>"`` constants it loops over (e.g. ``for name, claim_id in ((..., "002.x"), ...)``)."""
     import ast
+
+    from xentlab import claims
 
     found = set()
     for c in cells:
@@ -189,26 +192,25 @@ def _claim_sections(cells: list[dict]) -> set[str]:
         src = "\n".join(line for line in "".join(c["source"]).splitlines()
                         if not line.lstrip().startswith(("%", "!")))
         for node in ast.walk(ast.parse(src)):
-            value = None
-            if isinstance(node, ast.keyword) and node.arg == "section":
-                value = node.value
-            elif isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "section" for t in node.targets):
-                value = node.value
-            if isinstance(value, ast.Constant) and isinstance(value.value, str):
-                found.add(value.value)
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in claims.CLAIMS:
+                found.add(node.value)
     return found
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_claim_sections_are_numbered_headings(path):
-    """A claim's ``section`` is the report's link anchor: it must be a heading of its notebook, and
-    sections are numbered in one style ('## 1. Title'; Setup and Summary unnumbered)."""
+    """A claim's ``section`` (in :data:`xentlab.claims.CLAIMS`) is the report's link anchor: it must
+    be a heading of the notebook that checks the claim, and sections are numbered in one style
+    ('## 1. Title'; Setup and Summary unnumbered)."""
     import re
 
     cells = json.loads(path.read_text())["cells"]
     headings = {line.lstrip("#").strip().replace("`", "") for c in cells if c["cell_type"] == "markdown"
                 for line in "".join(c["source"]).splitlines() if line.startswith("##")}
-    missing = {s.replace("`", "") for s in _claim_sections(cells)} - headings
+    from xentlab import claims
+
+    ids = _checked_ids(cells)
+    missing = {claims.CLAIMS[i].section.replace("`", "") for i in ids} - headings
     assert not missing, f"{path.name}: claim sections that are no heading: {sorted(missing)}"
     top = [line[3:] for c in cells if c["cell_type"] == "markdown"
            for line in "".join(c["source"]).splitlines() if line.startswith("## ")]
@@ -259,3 +261,14 @@ def test_readme_links_every_notebook():
     readme = (PROJECT_ROOT / "README.md").read_text()
     missing = [p.name for p in NOTEBOOKS if f"](notebooks/{p.name})" not in readme]
     assert not missing, f"README's notebook table does not link {missing}"
+
+
+def test_every_registered_claim_is_checked_by_exactly_one_notebook():
+    from xentlab import claims
+
+    owners: dict[str, list[str]] = {}
+    for path in NOTEBOOKS:
+        for claim_id in _checked_ids(json.loads(path.read_text())["cells"]):
+            owners.setdefault(claim_id, []).append(path.stem)
+    assert set(owners) == set(claims.CLAIMS), sorted(set(claims.CLAIMS) ^ set(owners))
+    assert all(len(v) == 1 for v in owners.values()), {k: v for k, v in owners.items() if len(v) > 1}

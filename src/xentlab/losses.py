@@ -129,8 +129,9 @@ def softmax_cross_entropy(
               and its gradient there is exactly 0 (TF's SIMD log makes the float32 cap
               23.025852 in full packets, 23.02585 elsewhere). ``epsilon`` is converted to the
               logits' dtype, so 1e-10 becomes 0 in float16 and the cap disappears. Softmax
-              underflows at a logit gap of about 17.5 in float16, 86.75 in float32 and
-              bfloat16 (TF flushes denormals on CPU), 708.5 in float64.
+              underflows at a logit gap of about 17.5 in float16, about 87 in float32 and
+              bfloat16 (TF flushes denormals on CPU; notebook 02 measures 86.6 with oneDNN's
+              float32 kernels and 87.3 with Eigen's), 708.5 in float64.
               Under ``tf.function`` Grappler's arithmetic optimizer rewrites
               ``log(softmax(x))`` (``epsilon=0`` adds nothing) into ``log_softmax(x)`` when
               nothing else uses the softmax: a forward-only graph with ``epsilon=0`` returns a finite loss; a graph
