@@ -9,10 +9,19 @@ import tensorflow as tf
 from xentlab import label_shapes, losses
 
 
+def test_logit_identities_hold_for_the_logit_and_fail_off_it():
+    p = np.array([0.01, 0.25, 0.5, 0.75, 0.99])
+    logit = np.log(p / (1 - p))
+    assert label_shapes.logit_identities(p, logit) == {
+        "sigmoid(logit(p)) == p": True, "softmax([x, 0])[0] == sigmoid(x)": True}
+    assert label_shapes.logit_identities(p, logit + 1)["sigmoid(logit(p)) == p"] is False
+
+
 def test_logit_lines_prints_the_round_trip_and_the_signs():
     p = np.array([0.01, 0.25, 0.5, 0.75, 0.99])
     logit = np.log(p / (1 - p))
-    lines = label_shapes.logit_lines(p, logit, True).splitlines()
+    identities = {label_shapes.ROUND_TRIP: True, label_shapes.TWO_CLASS: True}
+    lines = label_shapes.logit_lines(p, logit, True, identities).splitlines()
     assert lines == [
         "p           [0.01 0.25 0.5  0.75 0.99]",
         "logit(p)    [-4.5951 -1.0986  0.      1.0986  4.5951]",
@@ -20,7 +29,8 @@ def test_logit_lines_prints_the_round_trip_and_the_signs():
         "logit(0.5) = 0.0 | negative below 0.5, positive above: True",
         "softmax([x, 0])[0] == sigmoid(x): True",
     ]
-    assert "== p: False" in label_shapes.logit_lines(p, logit + 1, False)
+    text = label_shapes.logit_lines(p, logit, False, {**identities, label_shapes.ROUND_TRIP: False})
+    assert "== p: False" in text and "positive above: False" in text
 
 
 def test_row_sum_lines_rounds_each_sum():
@@ -54,44 +64,53 @@ def test_timing_lines_and_text():
     outcome = {"sigmoid": "slower"}
     assert label_shapes.timing_lines(times, outcome) == (
         "sigmoid: op median 1.50 ms (1.00–2.00), textbook median 0.75 ms (0.50–0.90): the op is slower")
+    assert label_shapes.timing_lines(times, {"sigmoid": "no clear difference"}).endswith(": no clear difference")
     assert label_shapes.timing_text(times, outcome, 10) == (
         "forward + backward medians, op against textbook: sigmoid 1.50 ms against 0.75 ms (slower); "
         "the sigmoid op is a composite of 10 elementwise op types, no fused kernel")
 
 
-def test_multihot_softmax_ce_value_is_right_but_the_kernel_gradient_is_softmax_minus_y(op_determinism):
+def test_public_op_multihot_value_is_right_but_without_determinism_its_gradient_is_softmax_minus_y(
+        op_determinism):
     op_determinism(False)
     z = np.array([[2.0, 1.0, -1.0, 0.5]], np.float32)
     y = np.array([[1.0, 1.0, 0.0, 0.0]], np.float32)
-    mh = label_shapes.multihot_softmax_ce(z, y)
+    mh = label_shapes.public_op_multihot(z, y)
     p = tf.nn.softmax(z).numpy()
+    assert set(mh) == {"softmax", "value_public_op", "value_log_softmax", "value_normalised",
+                       "grad_public_op", "grad_of_value"}
     np.testing.assert_allclose(mh["softmax"], p, rtol=1e-6)
-    np.testing.assert_allclose(mh["fused"], mh["autodiff"], rtol=1e-5)
-    np.testing.assert_allclose(mh["normalised"], mh["autodiff"], rtol=1e-5)
-    np.testing.assert_allclose(mh["grad_fused"], p - y, atol=1e-6)
-    np.testing.assert_allclose(mh["grad_true"], 2 * p - y, atol=1e-6)
+    np.testing.assert_allclose(mh["value_public_op"], mh["value_log_softmax"], rtol=1e-5)
+    np.testing.assert_allclose(mh["value_normalised"], mh["value_log_softmax"], rtol=1e-5)
+    np.testing.assert_allclose(mh["grad_public_op"], p - y, atol=1e-6)
+    np.testing.assert_allclose(mh["grad_of_value"], 2 * p - y, atol=1e-6)
+    op_determinism(True)  # the public op is then composed from log_softmax: its gradient is the true one
+    np.testing.assert_allclose(label_shapes.public_op_multihot(z, y)["grad_public_op"], 2 * p - y, atol=1e-6)
     lines = label_shapes.multihot_lines(mh, y).splitlines()
     assert lines[0].startswith("labels [1. 1. 0. 0.] (sum 2), softmax [0.6095")
     assert "= 2 x CE(y/2) 1.99036" in lines[1] and lines[2].startswith("gradient of the value, softmax*2 - y:")
     assert lines[3].split(":")[1] == lines[4].split(":")[1]  # the op returns softmax - y
 
 
-def test_kernel_state_and_determinism_lines(op_determinism):
+def test_public_op_value_and_gradient_sparse_error_and_determinism_lines(op_determinism):
     z = np.array([[2.0, 1.0, -1.0, 0.5]], np.float32)
     y = np.array([[1.0, 1.0, 0.0, 0.0]], np.float32)
     logits = np.zeros((4, 5), np.float32)
     op_determinism(False)
-    value, grad, err = label_shapes.kernel_state(z, y, [1, 0, 5, 2], logits)
+    value, grad = label_shapes.public_op_value_and_gradient(z, y)
+    err = label_shapes.sparse_error([1, 0, 5, 2], logits)
     p = tf.nn.softmax(z).numpy()[0]
     assert value == pytest.approx(1.99036, abs=1e-5) and err.startswith("InvalidArgumentError: ")
     np.testing.assert_allclose(grad, p - y[0], atol=1e-6)
     op_determinism(True)
-    value_det, grad_det, err_det = label_shapes.kernel_state(z, y, [1, 0, 5, 2], logits)
-    assert value_det == pytest.approx(value, abs=1e-5) and err_det is not None
+    value_det, grad_det = label_shapes.public_op_value_and_gradient(z, y)
+    assert value_det == pytest.approx(value, abs=1e-5) and label_shapes.sparse_error([1, 0, 5, 2], logits)
     np.testing.assert_allclose(grad_det, 2 * p - y[0], atol=1e-6)
-    text = label_shapes.determinism_lines({"a": (value, grad, "E: x")}, y[0])
+    text = label_shapes.determinism_lines({"a": (value, grad, "E: x")}, y[0], [1, 0, 5, 2], classes=5)
     assert text.splitlines() == ["a:", f"  multi-hot [1, 1, 0, 0]: value 1.99036, gradient {np.round(grad, 4)}",
                                  "  sparse label 5 of 5 classes: E: x"]
+    assert "  sparse labels -1, 7 of 5 classes: E: x" in label_shapes.determinism_lines(
+        {"a": (value, grad, "E: x")}, y[0], [-1, 0, 7], classes=5)
 
 
 def test_sparse_error_none_for_valid_labels_and_message_otherwise():
@@ -114,12 +133,15 @@ def test_docstring_sentence():
         "Other values will raise on CPU, and NaN on GPU.")
 
 
-def test_broadcast_lines_show_the_silent_batch_by_batch():
+def test_broadcast_effects_and_lines_show_the_silent_batch_by_batch():
     loss = tf.constant([1.0, 2.0, 3.0, 4.0])
     weights = tf.constant([1.0, 1.0, 1.0, 1.0])
     labels, predicted = tf.constant([0, 1, 2, 3], tf.int64), tf.constant([0, 1, 0, 0], tf.int64)
-    text = label_shapes.broadcast_lines(loss, tf.reshape(loss, (-1, 1)), weights, tf.equal(labels, predicted),
+    fx = label_shapes.broadcast_effects(loss, tf.reshape(loss, (-1, 1)), weights, tf.equal(labels, predicted),
                                         tf.equal(labels[:, None], predicted))
+    assert fx["weighted"].shape == (4,) and fx["weighted_doc"].shape == (4, 4)
+    assert (fx["accuracy"], fx["accuracy_doc"]) == (0.5, 0.25) and fx["shapes"]["hits_doc"] == (4, 4)
+    text = label_shapes.broadcast_lines(fx)
     assert text.splitlines() == [
         "loss (4,) * weights (4,) -> (4,), mean 2.5000",
         "loss (4, 1) * weights (4,) -> (4, 4), mean 2.5000  (no error)",
@@ -127,6 +149,8 @@ def test_broadcast_lines_show_the_silent_batch_by_batch():
     ]
 
 
-def test_closest_pair_picks_the_row_with_the_likeliest_runner_up():
+def test_likeliest_runner_up_picks_the_row_with_the_likeliest_second_class():
     probs = np.array([[0.9, 0.05, 0.05], [0.2, 0.35, 0.45], [0.6, 0.3, 0.1]])
-    assert label_shapes.closest_pair(probs) == (1, 2, 1)
+    assert label_shapes.likeliest_runner_up(probs) == (1, 2, 1)
+    # the runner-up's probability decides, not how close the top two are (row 1's are closer)
+    assert label_shapes.likeliest_runner_up(np.array([[0.5, 0.4, 0.1], [0.36, 0.35, 0.29]])) == (0, 0, 1)

@@ -73,7 +73,7 @@ def test_sigmoid_table_rows_and_edges():
     lines = sweeps.sigmoid_table(xs, sweep).splitlines()
     assert lines[0].split() == ["dtype", "label", "fused", "finite", "rel", "err", "<", "1e-6", "fused", "==",
                                 "formula", "manual", "non-finite", "where"]
-    assert len(lines) == 5 and all(line.split()[2:5] == ["1", "1", "1"] for line in lines[1:])
+    assert len(lines) == 5 and all(line.split()[2:5] == ["True", "True", "True"] for line in lines[1:])
     assert lines[1].startswith("float32      0") and lines[1].endswith("(inf)")
     assert "x >= 40.0 (NaN)" in lines[4]  # float64, label 1: 0 * log(0) past sigmoid(x) == 1
     r = {k: v.copy() for k, v in sweep[("float64", 1.0)].items()}
@@ -82,12 +82,6 @@ def test_sigmoid_table_rows_and_edges():
 
 
 # notebook 02's helpers
-
-
-def test_post_printout_prints_like_the_post():
-    text = sweeps.post_printout(np.array([[0.5, 0.5]], np.float32), np.float32(16.478533), np.float32(1.0))
-    assert text == ("step1:softmax result=\n[[0.5 0.5]]\nstep2:cross_entropy result=\n16.478533\n"
-                    "Function(softmax_cross_entropy_with_logits) result=\n1.0")
 
 
 def test_printed_differing_and_its_lines():
@@ -122,7 +116,9 @@ def test_subprocess_helpers_ask_each_kernel_set(monkeypatch):
     assert list(got) == ["oneDNN", "Eigen"] and got["Eigen"].dtype == np.float32
     assert [on for _, on in calls] == [True, False] and "[[0.0, 0.0]]" in calls[0][0]
     assert sweeps.first_inf_gap_with_kernels("float32", onednn=False) == 87.0
-    assert "first_inf_gap('float32')" in calls[-1][0] and calls[-1][1] is False
+    assert "first_inf_gap('float32', 'manual', hi=1000.0)" in calls[-1][0] and calls[-1][1] is False
+    sweeps.first_inf_gap_with_kernels("float16", "fused", onednn=True, hi=2500)
+    assert "first_inf_gap('float16', 'fused', hi=2500.0)" in calls[-1][0] and calls[-1][1] is True
 
 
 def test_gap_curves_errors_and_table():
@@ -151,6 +147,9 @@ def test_gap_gradient_curves_and_lines():
         "manual, ε = 1e-10: gradient below half the exact one from Δ = 24 on (-log ε = 23.0)",
         "fused: max |error| of the gradient over the sweep = 3e-08",
     ]
+    lines = sweeps.gradient_gap_lines(None, 87.0, None, 3e-8, 1e-10).splitlines()
+    assert lines[0] == "manual, ε = 0:      gradient NaN nowhere in the sweep"
+    assert lines[2].startswith("manual, ε = 1e-10: gradient below half the exact one nowhere in the sweep (")
 
 
 def test_claim_sentences_and_summary():
@@ -160,9 +159,22 @@ def test_claim_sentences_and_summary():
     assert sweeps.printout_text(3, {"oneDNN": 8}, {"oneDNN": 2, "Eigen": 1}).startswith(
         "graph mode: within 3 ulp of the 15 printed values;")
     first_inf = {"float16": 17.34, "bfloat16": 87.0, "float32": 125 * np.log(2), "float64": 708.4}
-    assert sweeps.fused_composite_text(first_inf) == (
-        "equal within 2% up to a gap of 10; the manual route returns inf from a gap of 86.64 (float32), "
-        "17.3 (float16), 708 (float64); the fused op never")
-    md = sweeps.summary_markdown(first_inf, 126 * np.log(2), 1e-10, 0, {"oneDNN": 8}, {"oneDNN": 2, "Eigen": 0})
+    agree = {"float16": True, "float32": True}
+    assert sweeps.fused_composite_text(first_inf, agree, rtol=2e-2, gap_max=10.0, compared=11) == (
+        "equal within 2% at the 11 swept gaps up to 10 in float16, float32; the manual route returns inf from "
+        "a gap of 86.64 (float32), 17.3 (float16), 708 (float64); the fused op stays finite at every swept gap")
+    text = sweeps.fused_composite_text({**first_inf, "float64": None}, {**agree, "float16": False}, rtol=0.05,
+                                       gap_max=10.0, compared=1)
+    assert text.startswith("equal within 5% at the 1 swept gap up to 10 in float32 but not in float16;")
+    assert "never (float64)" in text
+    verdicts = {"001.same-value": "reproduced", "001.softmax-printout": "partly",
+                "001.fused-equals-composite": "partly"}
+    md = sweeps.summary_markdown(verdicts, first_inf, 126 * np.log(2), 1e-10, 0, {"oneDNN": 8},
+                                 {"oneDNN": 2, "Eigen": 0})
     assert md.count("\n- ") == 2 and "$125 \\ln 2$; 87.34 with Eigen's" in md
+    assert md.startswith("- **Reproduced**: ") and "\n- **Partly true**: the printed softmax" in md
+    assert "as the post ran it, to the last digit (" in md and "\n- **Partly true**: \"the same loss\"" in md
+    md3 = sweeps.summary_markdown({**verdicts, "001.softmax-printout": "refuted"}, first_inf, 87.3, 1e-10, 3,
+                                  {"oneDNN": 8}, {"oneDNN": 2, "Eigen": 0})
+    assert "\n- **Refuted**: the printed softmax, in graph mode as the post ran it, within 3 float32 ulp(s)" in md3
     assert "$\\mathrm{logsumexp}(z) - z_y$" in md and "in float16 $\\varepsilon =$ 1e-10 is 0)" in md

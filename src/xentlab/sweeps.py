@@ -8,9 +8,8 @@ probability is ``1 / (1 + e^Δ)`` and the exact loss is ``Δ + log(1 + e^-Δ)`` 
 :func:`sigmoid_table` prints where its routes agree and where the manual one stops being finite.
 
 Notebook 02 also reruns document 001's 5×3 toy (``001_6f068e826eb9ea52.txt``, printing 16.478533):
-:func:`post_printout` prints as the post's snippet does, :func:`printed_differing`,
-:func:`differing_lines`, :func:`run_without_constant_folding` and :func:`eager_softmax_by_kernels`
-compare its softmax with the post's printout, and the remaining functions after
+:func:`printed_differing`, :func:`differing_lines`, :func:`run_without_constant_folding` and
+:func:`eager_softmax_by_kernels` compare its softmax with the post's printout, and the remaining functions after
 :func:`nonfinite_edges` build the notebook's sweeps, tables and sentences from its measurements.
 """
 
@@ -95,7 +94,8 @@ def exact_gap_loss(deltas: np.ndarray) -> np.ndarray:
 def first_inf_gap(
     dtype: str, method: str = "manual", *, epsilon: float = 0.0, hi: float = 1000.0
 ) -> float | None:
-    """The smallest gap Δ in ``[0, hi]`` (representable in ``dtype``) where the loss is ``inf``.
+    """The smallest gap Δ in ``[0, hi]`` (representable in ``dtype``) where the loss of
+    ``method`` (:func:`gap_losses`) is ``inf``.
 
     Bisection on Δ; assumes the loss is finite below the threshold and ``inf`` above it (true for
     the manual route, whose only failure is the underflow of ``e^-Δ``). ``None`` if the loss at
@@ -108,7 +108,7 @@ def first_inf_gap(
     if not is_inf(hi):
         return None
     lo = 0.0
-    for _ in range(60):  # 60 halvings of [0, 1000] reach float64 resolution
+    for _ in range(60):  # 60 halvings of [0, hi ≤ 1e4] reach float64 resolution near the threshold
         mid = (lo + hi) / 2
         lo, hi = (lo, mid) if is_inf(mid) else (mid, hi)
     return float(tf.cast(hi, dtype))  # the first value, in the working dtype, that is inf
@@ -162,10 +162,10 @@ def nonfinite_edges(xs: np.ndarray, values: np.ndarray) -> list[tuple[float, str
 
 def sigmoid_table(xs: np.ndarray, sweep: dict[tuple[str, float], dict[str, np.ndarray]]) -> str:
     """Notebook 04's table of :func:`sigmoid_sweep` results ``sweep[(dtype, label)]`` at logits
-    ``xs [n]``, one row per (dtype, label): is the fused op finite everywhere, is its relative
-    error to the float64 reference below 1e-6, does it equal the docstring's stable formula
-    (within 4 eps of the dtype times the largest loss), and where the manual form stops being
-    finite (:func:`nonfinite_edges`)."""
+    ``xs [n]``, one row per (dtype, label): ``True`` or ``False`` for is the fused op finite
+    everywhere, is its relative error to the float64 reference below 1e-6, and does it equal the
+    docstring's stable formula (within 4 eps of the dtype times the largest loss); then where the
+    manual form stops being finite (:func:`nonfinite_edges`)."""
     nowhere = f"nowhere in [{np.min(xs):g}, {np.max(xs):g}]"
     rows = [f"{'dtype':8s} {'label':>5s} {'fused finite':>12s} {'rel err < 1e-6':>14s} "
             f"{'fused == formula':>16s} {'manual non-finite where':>34s}"]
@@ -174,21 +174,13 @@ def sigmoid_table(xs: np.ndarray, sweep: dict[tuple[str, float], dict[str, np.nd
         rel = np.max(np.abs(r["fused"] - r["exact"]) / np.maximum(r["exact"], 1e-30))
         same = np.max(np.abs(r["fused"] - r["stable"])) <= 4 * np.finfo(dt).eps * np.max(r["exact"])
         desc = ", ".join(f"x {'<=' if e < 0 else '>='} {e:.1f} ({kind})" for e, kind in edges)
-        rows.append(f"{dt:8s} {z:5.0f} {bool(np.all(np.isfinite(r['fused']))):>12} {bool(rel < 1e-6):>14} "
-                    f"{bool(same):>16} {desc or nowhere:>34s}")
+        finite = bool(np.all(np.isfinite(r["fused"])))
+        rows.append(f"{dt:8s} {z:5.0f} {finite!s:>12} {bool(rel < 1e-6)!s:>14} "
+                    f"{bool(same)!s:>16} {desc or nowhere:>34s}")
     return "\n".join(rows)
 
 
 # Notebook 02's helpers: the post's toy (document 001) and the logit-gap sweeps around it.
-
-def post_printout(softmax: np.ndarray, cross_entropy: Any, cross_entropy2: Any) -> str:
-    """Document 001's three prints (``step1:softmax result=`` and the softmax ``[5, 3]``, then
-    the two losses), as its snippet's ``print`` shows them (``str``: a float32 as ``16.478533``;
-    NumPy's current print options)."""
-    return "\n".join(["step1:softmax result=", str(np.asarray(softmax)), "step2:cross_entropy result=",
-                      str(cross_entropy), "Function(softmax_cross_entropy_with_logits) result=",
-                      str(cross_entropy2)])
-
 
 def printed_differing(values: np.ndarray, doc: np.ndarray) -> list[tuple[int, int, str, str]]:
     """``[(row, col, ours, post)]`` where ``values [r, c]`` printed as document 001 printed its
@@ -263,10 +255,12 @@ def first_inf_table(first_inf: dict[str, float | None], fused_err: dict[str, flo
     return "\n".join(rows)
 
 
-def first_inf_gap_with_kernels(dtype: str, *, onednn: bool) -> float | None:
-    """:func:`first_inf_gap` of the manual route in ``dtype``, computed in a fresh process with
-    oneDNN's kernels on or off (:func:`xentlab.runtime.run_with_kernels`)."""
-    code = f"import json; from xentlab import sweeps; print(json.dumps(sweeps.first_inf_gap({dtype!r})))"
+def first_inf_gap_with_kernels(dtype: str, method: str = "manual", *, onednn: bool,
+                               hi: float = 1000.0) -> float | None:
+    """:func:`first_inf_gap` of ``method`` in ``dtype`` on ``[0, hi]``, computed in a fresh
+    process with oneDNN's kernels on or off (:func:`xentlab.runtime.run_with_kernels`)."""
+    code = ("import json; from xentlab import sweeps; "
+            f"print(json.dumps(sweeps.first_inf_gap({dtype!r}, {method!r}, hi={float(hi)!r})))")
     return runtime.run_with_kernels(code, onednn=onednn)
 
 
@@ -278,14 +272,18 @@ def gap_gradient_curves(deltas: np.ndarray, dtype: str, epsilon: float) -> dict[
             "fused": gap_gradients(deltas, dtype, "fused")}
 
 
-def gradient_gap_lines(nan_gap: float, zero_gap: float, half_gap: float, fused_grad_err: float,
-                       epsilon: float) -> str:
+def gradient_gap_lines(nan_gap: float | None, zero_gap: float | None, half_gap: float | None,
+                       fused_grad_err: float, epsilon: float) -> str:
     """Printed lines: the gap from which the manual gradient is NaN (ε = 0), exactly 0 and below
-    half the exact one (ε = ``epsilon``, beside ``-log ε``), and the fused gradient's largest error."""
+    half the exact one (ε = ``epsilon``, beside ``-log ε``), each from :func:`first_where` (None:
+    nowhere in the sweep), and the fused gradient's largest error."""
+    def since(gap: float | None) -> str:
+        return "nowhere in the sweep" if gap is None else f"from Δ = {gap:.0f} on"
+
     return "\n".join([
-        f"manual, ε = 0:      gradient NaN from Δ = {nan_gap:.0f} on",
-        f"manual, ε = {epsilon:g}: gradient exactly 0 from Δ = {zero_gap:.0f} on",
-        f"manual, ε = {epsilon:g}: gradient below half the exact one from Δ = {half_gap:.0f} on "
+        f"manual, ε = 0:      gradient NaN {since(nan_gap)}",
+        f"manual, ε = {epsilon:g}: gradient exactly 0 {since(zero_gap)}",
+        f"manual, ε = {epsilon:g}: gradient below half the exact one {since(half_gap)} "
         f"(-log ε = {-np.log(epsilon):.1f})",
         f"fused: max |error| of the gradient over the sweep = {fused_grad_err:.0e}",
     ])
@@ -301,30 +299,56 @@ def printout_text(graph_max_ulps: int, differing: dict[str, int], max_ulps: dict
             f"eager with Eigen: within {max_ulps['Eigen']} ulp")
 
 
-def fused_composite_text(first_inf: dict[str, float | None]) -> str:
-    """The ``001.fused-equals-composite`` claim's measured sentence, from the first gaps where the
-    manual route returns inf (:func:`first_inf_gap`) in float32, float16 and float64."""
-    return (f"equal within 2% up to a gap of 10; the manual route returns inf from a gap of "
-            f"{first_inf['float32']:.2f} (float32), {first_inf['float16']:.1f} (float16), "
-            f"{first_inf['float64']:.0f} (float64); the fused op never")
+def _gap(value: float | None, decimals: int) -> str:
+    return "never" if value is None else f"{value:.{decimals}f}"
 
 
-def summary_markdown(first_inf: dict[str, float], first_inf_eigen: float, epsilon: float,
-                     graph_max_ulps: int, differing: dict[str, int], max_ulps: dict[str, int]) -> str:
-    """Notebook 02's summary (markdown bullets) from its measurements: the gaps where the manual
-    route returns inf per dtype (float32 also as a multiple of ln 2, and with Eigen's kernels),
-    the softmax printout's ulps (graph mode, eager per kernel set) and ``epsilon``."""
+def fused_composite_text(first_inf: dict[str, float | None], agree: dict[str, bool], *, rtol: float,
+                         gap_max: float, compared: int) -> str:
+    """The ``001.fused-equals-composite`` claim's measured sentence: in which dtypes the manual
+    route and the fused op agreed within ``rtol`` (``agree[dtype]``, ``np.allclose``) at the
+    ``compared`` swept gaps up to ``gap_max``, and the first gaps where the manual route returns
+    inf (:func:`first_inf_gap`; None: never) in float32, float16 and float64; the fused op stays
+    finite at every swept gap (notebook 02 asserts it before recording the claim)."""
+    def listed(dtypes: list[str]) -> str:
+        return ", ".join(dtypes) or "no dtype"
+
+    same = [d for d, ok in agree.items() if ok]
+    differ = [d for d, ok in agree.items() if not ok]
+    return (f"equal within {rtol:.0%} at the {compared} swept gap{'' if compared == 1 else 's'} up to "
+            f"{gap_max:g} in {listed(same)}" + (f" but not in {listed(differ)}" if differ else "")
+            + f"; the manual route returns inf from a gap of {_gap(first_inf['float32'], 2)} (float32), "
+            f"{_gap(first_inf['float16'], 1)} (float16), {_gap(first_inf['float64'], 0)} (float64); "
+            "the fused op stays finite at every swept gap")
+
+
+#: The word a summary bullet opens with, per recorded verdict (:func:`xentlab.record.summary`).
+VERDICT_WORDS: dict[str, str] = {"reproduced": "Reproduced", "partly": "Partly true", "refuted": "Refuted",
+                                 "untested": "Untested"}
+
+
+def summary_markdown(verdicts: dict[str, str], first_inf: dict[str, float], first_inf_eigen: float,
+                     epsilon: float, graph_max_ulps: int, differing: dict[str, int],
+                     max_ulps: dict[str, int]) -> str:
+    """Notebook 02's summary (markdown bullets) from its recorded verdicts (``{id: verdict}``,
+    :func:`xentlab.record.summary`; each bullet opens with :data:`VERDICT_WORDS`) and its
+    measurements: the gaps where the manual route returns inf per dtype (float32 also as a
+    multiple of ln 2, and with Eigen's kernels), the softmax printout's ulps (graph mode, eager
+    per kernel set) and ``epsilon``."""
+    word = {claim: VERDICT_WORDS[v] for claim, v in verdicts.items()}
     k32 = round(first_inf["float32"] / float(np.log(2.0)))
+    graph = "to the last digit" if graph_max_ulps == 0 else f"within {graph_max_ulps} float32 ulp(s)"
     return "\n".join([
-        "- **Reproduced**: on the post's toy both routes print exactly **16.478533**, eagerly and in "
-        "`tf.compat.v1` graph mode.",
-        f"- **Reproduced to the last digit**: the printed softmax, in graph mode as the post ran it (within "
-        f"{graph_max_ulps} ulp; Grappler folds the constant softmax with Eigen's kernel). Eager mode "
+        f"- **{word['001.same-value']}**: on the post's toy both routes print exactly **16.478533**, eagerly "
+        "and in `tf.compat.v1` graph mode.",
+        f"- **{word['001.softmax-printout']}**: the printed softmax, in graph mode as the post ran it, {graph} "
+        "(Grappler folds the constant softmax with Eigen's kernel). Eager mode "
         f"with oneDNN's kernels is up to {max_ulps['oneDNN']} float32 ulp(s) off in "
         f"{differing['oneDNN']} of 15 values; eager mode with Eigen's kernels is within "
         f"{max_ulps['Eigen']} ulp, and graph mode with constant folding off prints what eager mode prints. "
         "None of this changes the loss's printed value.",
-        "- **Partly true**: \"the same loss\" holds only while the true class' probability is representable. "
+        f"- **{word['001.fused-equals-composite']}**: \"the same loss\" holds only while the true class' "
+        "probability is representable. "
         f"The largest gap in the toy is 81, just inside float32's range; beyond a gap of {first_inf['float32']:.2f} "
         f"(float32 here, ${k32} \\ln 2$; {first_inf_eigen:.2f} with Eigen's softmax: TensorFlow's CPU kernels flush "
         f"subnormals to zero), {first_inf['float16']:.1f} (float16), {first_inf['bfloat16']:.0f} (bfloat16) or "
