@@ -126,7 +126,11 @@ def test_format_at_classes_lines():
 
 def test_cost_text_memory_order_and_floor():
     text = bench.cost_text(_rows(below=("sparse", 10, True)), memory=True)
-    assert text.startswith("Memory is the robust difference.") and "(1.0× a `[256, C]` array at C = 1,000)" in text
+    assert text.startswith("Memory at C = 1,000: every formulation must return a `[batch, C]` gradient.")
+    assert "allocated 1.0× a `[256, C]` float32 array, `log_softmax` 2.0× (it keeps" in text
+    assert "the manual route 3.0× (the softmax" in text
+    assert "Time, on this CPU: the fastest" in text
+    assert "XLA (`jit_compile=True`) was faster than `tf.function` for 10 of the 10 pairs" in text
     assert "is **fused with XLA**, 1.5 ms = 1.50× the floor" in text
     assert "the order is fused (3.0×) < sparse (3.5×) < log_softmax (4.0×) < logsumexp_gather (4.5×) < manual" in text
     assert "Below their floor ran sparse, XLA at C = 10 (0.90×): all at C below 1,000" in text
@@ -151,12 +155,25 @@ def test_format_training_lines():
     assert lines[5] == "xentlab.train vs the faster fit feed (medians): 0.92×; vs fit on NumPy arrays: 0.95×"
 
 
+def test_xla_faster_counts_pairs():
+    rows = _rows()
+    assert bench.xla_faster(rows) == (10, 10)
+    next(r for r in rows if (r["method"], r["classes"], r["compiled"]) == ("manual", 10, True))["ms"] = 99.0
+    assert bench.xla_faster(rows) == (9, 10)
+    assert [bench._ordinal(k) for k in (1, 2, 3, 4, 11, 12, 13, 21)] == [
+        "1st", "2nd", "3rd", "4th", "11th", "12th", "13th", "21st"]
+
+
 def test_summary_text_bullets():
     result = {"ce_cost": _rows(), "training": _training()}
     lines = bench.summary_text(result, memory=True).splitlines()
-    assert lines[0].startswith("- Besides stability, the fused op buys **memory**, not speed: at C = 1,000 and "
-                               "batch 256 it allocated 1 MiB, `log_softmax` 2 MiB and the manual route 3 MiB")
+    assert lines[0].startswith("- Memory at C = 1,000 and batch 256: the fused op allocated 1 MiB, `log_softmax` "
+                               "2 MiB and the manual route 3 MiB")
+    assert "not speed" not in lines[0]
     assert "was fused with XLA, 1.50× the measured floor" in lines[1] and "No formulation came within 1.3×" in lines[1]
+    assert "took 3.0× the floor inside `tf.function`, 1st of 5 formulations there by median time" in lines[1]
     assert lines[2].startswith("- The repository's training loop ran document 002's CNN at 0.92× the speed")
+    assert "bound the step" not in lines[2]
+    assert "at its own sizes (C = 10, 1,000, 32,000, 128,000; steps and repeats in `xentlab.bench.SIZES`)" in lines[2]
     result["ce_cost"] = _rows(peak=False)
     assert bench.summary_text(result, memory=False).startswith("- Memory was not measured in this run")

@@ -427,25 +427,39 @@ def format_at_classes(rows: list[dict[str, Any]], classes: int) -> str:
     return "\n".join(lines)
 
 
+def xla_faster(rows: list[dict[str, Any]]) -> tuple[int, int]:
+    """How many (method, classes) pairs of :func:`ce_cost`'s rows ran faster with XLA than inside
+    ``tf.function`` (medians), and how many pairs there are."""
+    ms = {(r["method"], r["classes"], r["compiled"]): r["ms"] for r in rows}
+    pairs = [(m, c) for m, c, compiled in ms if not compiled and (m, c, True) in ms]
+    return sum(ms[m, c, True] < ms[m, c, False] for m, c in pairs), len(pairs)
+
+
 def cost_text(rows: list[dict[str, Any]], *, memory: bool) -> str:
-    """Markdown on :func:`ce_cost`'s rows at their largest C (batch :data:`CE_BATCH`): what the
-    fused kernel buys in memory (``memory``: whether this process measured it), the order of the
-    formulations' times against the floor, the rows below their floor, and what to do on a CPU."""
+    """Markdown on :func:`ce_cost`'s rows at their largest C (batch :data:`CE_BATCH`): the memory
+    each formulation allocated there (``memory``: whether this process measured it), the order of
+    the formulations' times against the floor, the rows below their floor, how often XLA was
+    faster, and what to do on a CPU; every comparison is read from the rows."""
     big = max(r["classes"] for r in rows)
     at = at_classes(rows, big)
     plain = sorted((at[m, False] for m in CE_METHODS), key=lambda r: r["ms"])
     fused_plain, best = at["fused", False], fastest(rows, big)
     below = below_floor(rows)
+    faster, pairs = xla_faster(rows)
+
+    def arrays(m: str) -> str:  # a formulation's extra peak memory, in [batch, C] float32 arrays
+        return f"{at[m, False]['peak_bytes'] / (CE_BATCH * big * 4):.1f}×"
+
     return " ".join([
-        ("Memory is the robust difference. Every formulation must return a `[batch, C]` gradient. The fused "
-         "kernel computes the loss and that gradient together and allocates little else "
-         f"({fused_plain['peak_bytes'] / (CE_BATCH * big * 4):.1f}× a `[{CE_BATCH}, C]` array at C = {big:,}); "
-         "`log_softmax` keeps its log-probabilities for the backward pass, the manual route the softmax, its "
-         "logarithm and their product with the labels (the order fused ≤ log_softmax ≤ manual is asserted above)."
+        (f"Memory at C = {big:,}: every formulation must return a `[batch, C]` gradient. The fused kernel computes "
+         f"the loss and that gradient together and allocated {arrays('fused')} a `[{CE_BATCH}, C]` float32 array, "
+         f"`log_softmax` {arrays('log_softmax')} (it keeps its log-probabilities for the backward pass) and the "
+         f"manual route {arrays('manual')} (the softmax, its logarithm and their product with the labels); the "
+         "order fused ≤ log_softmax ≤ manual is asserted above on every run that measures memory."
          if memory else
          "Memory is not measured in this run: this process' TensorFlow keeps no CPU allocator statistics "
          "(Eigen's kernels)."),
-        f"Time is a different story on this CPU: the fastest formulation at C = {big:,} is **{best['method']}"
+        f"Time, on this CPU: the fastest formulation at C = {big:,} is **{best['method']}"
         f"{' with XLA' if best['compiled'] else ''}**, {best['ms']:.1f} ms = {best['ratio_to_floor']:.2f}× the floor; "
         "inside `tf.function` the order is " + " < ".join(f"{r['method']} ({r['ratio_to_floor']:.1f}×)" for r in plain)
         + ", and TensorFlow's fused kernel, the one the documents recommend for stability, takes "
@@ -456,11 +470,12 @@ def cost_text(rows: list[dict[str, Any]], *, memory: bool) -> str:
               if all(r["classes"] < 1000 for r in rows if r["ratio_to_floor"] < 1) else
               ": for these rows the floor is no lower bound (why is not isolated here).") if below else
            " No row ran below its floor."),
-        "A CPU's cost is set by `exp` throughput and by how many passes over `[B, C]` a formulation makes; "
-        "XLA fuses the passes. What to do on a CPU: keep the stable formulation (fused, `log_softmax` or "
-        "`logsumexp − gather`) and compile the training step with `jit_compile=True`; measure before "
-        "choosing between them, since the order depends on the machine. GPUs differ (other kernels, "
-        "other limits) and are not measured here.",
+        f"XLA (`jit_compile=True`) was faster than `tf.function` for {faster} of the {pairs} pairs of formulation "
+        "and C. What sets a formulation's time is not isolated here; a model of it: `exp` throughput and the "
+        "number of passes over `[B, C]` it makes, which a compiler can fuse. What to do on a CPU: keep a stable "
+        "formulation (fused, `log_softmax` or `logsumexp − gather`), and measure on the machine that trains which "
+        "of them is fastest and whether `jit_compile=True` helps: these numbers are one machine's. GPUs differ "
+        "(other kernels, other limits) and are not measured here.",
     ])
 
 
@@ -479,29 +494,37 @@ def format_training(t: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _ordinal(k: int) -> str:
+    return f"{k}{'th' if 10 <= k % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(k % 10, 'th')}"
+
+
 def summary_text(result: dict[str, Any], *, memory: bool) -> str:
-    """Markdown bullets summing up :func:`run`'s ``result``: the memory each formulation
-    allocated at the largest C (``memory``: whether this process measured it), the fastest
-    formulation against the floor, and the training loop against ``Model.fit``."""
+    """Markdown bullets summing up :func:`run`'s ``result``, every statement read from it: the
+    memory each formulation allocated at the largest C (``memory``: whether this process measured
+    it), the fastest formulation against the floor and the fused kernel's place by time, the
+    training loop against ``Model.fit``, and what ``python -m xentlab bench`` runs instead."""
     rows, t = result["ce_cost"], result["training"]
     big = max(r["classes"] for r in rows)
     at, best = at_classes(rows, big), fastest(rows, big)
+    by_time = sorted(CE_METHODS, key=lambda m: at[m, False]["ms"])
     return "\n".join([
-        (f"- Besides stability, the fused op buys **memory**, not speed: at C = {big:,} and batch {CE_BATCH} it "
-         f"allocated {at['fused', False]['peak_bytes'] / 2**20:.0f} MiB, `log_softmax` "
+        (f"- Memory at C = {big:,} and batch {CE_BATCH}: the fused op allocated "
+         f"{at['fused', False]['peak_bytes'] / 2**20:.0f} MiB, `log_softmax` "
          f"{at['log_softmax', False]['peak_bytes'] / 2**20:.0f} MiB and the manual route "
-         f"{at['manual', False]['peak_bytes'] / 2**20:.0f} MiB (the order is asserted on every run where memory is "
-         "measured)." if memory else "- Memory was not measured in this run (no CPU allocator statistics with "
-         "Eigen's kernels); the committed run, with oneDNN's, measures it."),
+         f"{at['manual', False]['peak_bytes'] / 2**20:.0f} MiB (fused ≤ `log_softmax` ≤ manual is asserted on every "
+         "run where memory is measured)." if memory else "- Memory was not measured in this run (no CPU allocator "
+         "statistics with Eigen's kernels); the committed run, with oneDNN's, measures it."),
         f"- On this CPU the fastest formulation at C = {big:,} was {best['method']}"
         f"{' with XLA' if best['compiled'] else ''}, {best['ratio_to_floor']:.2f}× the measured floor (one `exp` "
         f"pass by the same compiler); the fused kernel took {at['fused', False]['ratio_to_floor']:.1f}× the floor "
-        "inside `tf.function`. "
+        f"inside `tf.function`, {_ordinal(by_time.index('fused') + 1)} of {len(CE_METHODS)} formulations there by "
+        "median time. "
         + ("The fastest is within 1.3× of the floor." if best["ratio_to_floor"] <= 1.3 else
-           "No formulation came within 1.3× of the floor: each makes more than one pass over `[B, C]` "
-           "(a max, the exponentials, a sum, then the gradient), where the floor makes one."),
+           "No formulation came within 1.3× of the floor: the floor makes one pass over `[B, C]`, a formulation "
+           "several (a max, the exponentials, a sum, then the gradient) unless a compiler fuses them."),
         f"- The repository's training loop ran document 002's CNN at {t['runner_over_keras_fit']:.2f}× the speed of "
-        f"the faster `Model.fit` feed (medians of {t['repeats']} repeats; spreads above); the convolutions, not "
-        "the loss, bound the step. `python -m xentlab bench` reruns all of it; `reports/<profile>/bench.md` "
-        "holds a report's table.",
+        f"the faster `Model.fit` feed (medians of {t['repeats']} repeats; spreads above). `python -m xentlab bench` "
+        "runs the same measurements (`xentlab.bench.run`) at its own sizes (C = "
+        + ", ".join(f"{c:,}" for c in CE_CLASSES) + "; steps and repeats in `xentlab.bench.SIZES`); "
+        "`reports/<profile>/bench.md` holds this notebook's table from a report's run.",
     ])

@@ -13,7 +13,8 @@ module measures each on a small MLP:
 - :func:`underflow`: the fraction of weight-gradient elements that are exactly 0 under a policy
   although they are not 0 in float32, with and without a loss scale, and how many the scale keeps.
 - :func:`loss_errors`: the error of each loss formulation against float64 on the same logits.
-- :func:`step_time`: the median, fastest and slowest time of one training step under a policy.
+- :func:`step_time`: the median, fastest and slowest time of one training step under a policy;
+  :func:`time_policies`: it under each policy, compiled, and the float16 step run eagerly.
 - :func:`xentlab.config.cpu_features` tells which CPU flags :func:`bf16_supported` reads.
 - notebook 09's bookkeeping: the tables it prints (``format_*``), the grid's mean accuracies and
   budget, and the sentences and markdown it writes from a run's measurements (``*_text``).
@@ -38,9 +39,9 @@ import tensorflow as tf
 from xentlab import bench, losses, runtime, train
 
 __all__ = ["POLICIES", "OUTPUTS", "mlp", "optimizer", "train_grid", "underflow", "loss_errors",
-           "step_time", "bf16_supported", "gap_logits", "first_nonfinite_gap", "format_loss_errors",
+           "step_time", "bf16_supported", "gap_grid", "first_nonfinite_gap", "format_loss_errors",
            "format_training", "mean_accuracy", "training_budget", "float32_output_text", "output_dtype_text",
-           "trained_weights", "format_underflow", "scaling_accuracies", "step_times", "format_step_times",
+           "trained_weights", "format_underflow", "scaling_accuracies", "time_policies", "format_step_times",
            "speed_text"]
 
 #: The Keras dtype policies compared.
@@ -92,10 +93,13 @@ def train_grid(data: Any, *, steps: int, hidden: int, methods: tuple[str, ...] =
     loss of ``xentlab.losses.softmax_cross_entropy(method=...)`` computed in the output's dtype,
     plus ``mixed_float16`` without loss scaling (``"fused"``, float32 output, first seed).
 
-    Steps run eagerly (``compiled=False``): with oneDNN's kernels on, a ``tf.function`` of the
-    float16 model is tens of times slower than eager execution on the CPUs measured here
-    (notebook 09 times both). Every run has ``steps`` steps: under loss scaling a non-finite
-    step is skipped, as Keras does, and counted. Returns rows with ``seed``, ``policy``,
+    Steps run eagerly (``compiled=False``) under every policy: on some CPUs a ``tf.function`` of
+    the float16 step is tens of times slower than the same step run eagerly (the paper report's
+    run, ``reports/paper``: an Intel Xeon with AMX and AVX512-FP16), while on others it is the
+    faster of the two (``reports/ci``: an AMD EPYC without AVX512-FP16, where oneDNN leaves
+    float16 to Eigen's kernels); section 4 of notebook 09 times both on the CPU that runs it.
+    Every run has ``steps`` steps: under loss scaling a non-finite step is skipped, as Keras
+    does, and counted. Returns rows with ``seed``, ``policy``,
     ``output``, ``method``, ``loss_scaling`` (a ``LossScaleOptimizer`` ran), ``grid`` (False for
     the extra unscaled run), ``test_accuracy``, ``diverged_at``, ``skipped_steps``,
     ``final_loss``, ``seconds``."""
@@ -219,7 +223,7 @@ def bf16_supported(features: dict[str, bool]) -> bool:
 
 # --- notebook 09's bookkeeping: grids, tables and the prose written from a run's measurements ---
 
-def gap_logits(gaps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def gap_grid(gaps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Two-class float64 logits ``[2G, 2]`` and labels ``[2G]`` (all class 0) for ``gaps [G]``:
     first the true class trailing by each gap (``[-gap, 0]``, a confident mistake), then leading
     by it (``[gap, 0]``, a confident success)."""
@@ -233,7 +237,7 @@ def first_nonfinite_gap(gaps: np.ndarray, dtype: str = "float16", method: str = 
     """The first of ``gaps`` whose confident mistake (true class trailing by the gap, one row
     evaluated alone by :func:`loss_errors`) gives ``method`` an inf or NaN loss in ``dtype``;
     None if none does. Softmax then log (``"manual"``) fails once ``e^-gap`` rounds to 0."""
-    logits, labels = gap_logits(gaps)
+    logits, labels = gap_grid(gaps)
     for i, gap in enumerate(gaps):
         if loss_errors(logits[i:i + 1], labels[:1], dtype, (method,))[method]["nonfinite"] > 0:
             return float(gap)
@@ -250,12 +254,18 @@ def format_loss_errors(errors: dict[str, dict[str, dict[str, float]]]) -> str:
 
 
 def format_training(rows: list[dict[str, Any]]) -> str:
-    """The table of :func:`train_grid`'s rows, one line per run."""
+    """The table of :func:`train_grid`'s rows, one line per run: the grid's rows, then, under a
+    line naming them, the extra runs (``grid`` False: ``mixed_float16`` without loss scaling)."""
+    def line(r: dict[str, Any]) -> str:
+        return (f"{r['seed']:4d} {r['policy']:15s} {r['output']:8s} {r['method']:12s} {str(r['loss_scaling']):>12s} "
+                f"{r['test_accuracy']:9.4f} {str(r['diverged_at']):>8s} {r['skipped_steps']:7d} {r['seconds']:7.1f}")
+
     lines = [f"{'seed':>4s} {'policy':15s} {'output':8s} {'method':12s} {'loss scaling':>12s} {'test acc.':>9s} "
              f"{'diverged':>8s} {'skipped':>7s} {'seconds':>7s}"]
-    lines += [f"{r['seed']:4d} {r['policy']:15s} {r['output']:8s} {r['method']:12s} {str(r['loss_scaling']):>12s} "
-              f"{r['test_accuracy']:9.4f} {str(r['diverged_at']):>8s} {r['skipped_steps']:7d} {r['seconds']:7.1f}"
-              for r in rows]
+    lines += [line(r) for r in rows if r["grid"]]
+    extra = [line(r) for r in rows if not r["grid"]]
+    if extra:
+        lines += ["extra run, not in the grid (section 3 compares it with its loss-scaled twin):", *extra]
     return "\n".join(lines)
 
 
@@ -279,36 +289,51 @@ def training_budget(baseline: float, *, steps: int, seeds: int, trained: float, 
 
 def _worse_labels(rows: list[dict[str, Any]], drops: dict[tuple[str, str], float],
                   worse: list[tuple[str, str]]) -> list[str]:
-    """``"method under policy (+drop)"`` for each (policy, method) of ``worse``, sorted, noting
-    where a grid run with a 16-bit output diverged."""
+    """``"method under policy (+drop)"`` for each (policy, method) of ``worse`` (any list of
+    ``drops``' keys), sorted, noting where a grid run with a 16-bit output diverged."""
     stopped = {(r["policy"], r["method"]) for r in rows
                if r["grid"] and r["output"] == "16-bit" and r["diverged_at"] is not None}
     return sorted(f"{m} under {p} ({drops[p, m]:+.3f}" + ("; a 16-bit run diverged" if (p, m) in stopped else "")
                   + ")" for p, m in worse)
 
 
+def _not_counted(drops: dict[tuple[str, str], float], worse: list[tuple[str, str]],
+                 tolerance: float) -> list[tuple[str, str]]:
+    """The settings of ``drops`` that lost more than ``tolerance`` with a 16-bit output but are
+    not in ``worse`` (the notebook's condition: the float32 output of the same policy trained
+    more than ``tolerance`` below the float32 policy too, so the output dtype alone does not
+    explain the loss). With ``worse`` and the settings within ``tolerance``, every setting."""
+    return [k for k, d in drops.items() if not d <= tolerance and k not in worse]
+
+
 def float32_output_text(rows: list[dict[str, Any]], drops: dict[tuple[str, str], float],
                         worse: list[tuple[str, str]], *, tolerance: float, steps: int, seeds: int) -> str:
     """The measured sentence of claim ``guide.float32-output``: how many of the ``drops``
     settings (``{(policy, method): accuracy with a float32 output - with a 16-bit one}``) lost more
-    than ``tolerance`` (``worse``), and the updates loss scaling skipped in :func:`train_grid`'s
-    ``rows``."""
+    than ``tolerance`` (``worse``), those that lost it but not to the output alone
+    (:func:`_not_counted`), and the updates loss scaling skipped in :func:`train_grid`'s ``rows``."""
     labels = _worse_labels(rows, drops, worse)
+    other = _worse_labels(rows, drops, _not_counted(drops, worse, tolerance))
     skipped = ", ".join(f"{r['method']} {r['output']} seed {r['seed']}: {r['skipped_steps']} of {steps}"
                         for r in rows if r["grid"] and r["skipped_steps"])
     return (f"mean accuracy lost with a 16-bit output (beyond {tolerance}) in {len(labels)} of "
             f"{len(drops)} settings" + (": " + ", ".join(labels) if labels else "")
+            + (f"; {len(other)} more lost it with the float32 output under the same policy too, so not to the "
+               f"output alone: {', '.join(other)}" if other else "")
             + f"; {seeds} seed(s), every run drawing the same {steps} batches"
             + (f" (updates skipped under loss scaling: {skipped})" if skipped else ""))
 
 
 def output_dtype_text(rows: list[dict[str, Any]], drops: dict[tuple[str, str], float],
                       worse: list[tuple[str, str]], *, tolerance: float, budget: str | None) -> str:
-    """Markdown on section 2 of notebook 09 from its measurements: the settings that lost
-    accuracy with a 16-bit output (``worse``, as in :func:`float32_output_text`) and those that
-    did not, what the formulations round, the steps loss scaling skipped and the runs that
-    diverged (all of :func:`train_grid`'s ``rows``); prefixed by the ``budget`` reason if any."""
+    """Markdown on section 2 of notebook 09 from its measurements: every setting of ``drops``,
+    as one that lost accuracy with a 16-bit output (``worse``, as in :func:`float32_output_text`),
+    one that lost it with a float32 output too (:func:`_not_counted`) or one that did not; what
+    the formulations round, the steps loss scaling skipped and the runs that diverged (all of
+    :func:`train_grid`'s ``rows``); prefixed by the ``budget`` reason if any."""
     labels = _worse_labels(rows, drops, worse)
+    other = _not_counted(drops, worse, tolerance)
+    labels += _worse_labels(rows, drops, other)
     fine = [f"{m} under {p}" for (p, m), d in drops.items() if d <= tolerance]
     diverged = [f"{r['method']} ({r['policy']}, {r['output']}, seed {r['seed']}, step {r['diverged_at']})"
                 for r in rows if r["diverged_at"] is not None]
@@ -317,6 +342,9 @@ def output_dtype_text(rows: list[dict[str, Any]], drops: dict[tuple[str, str], f
     return ("Untested: " + budget + ". What this run measured: " if budget else "") + (
         f"with a 16-bit output, {len(labels)} of {len(drops)} settings lost more than {tolerance} mean accuracy"
         + (f" ({', '.join(labels)})" if labels else "") + "; "
+        + (f"with {', '.join(f'{m} under {p}' for p, m in other)} the float32 output also trained more than "
+           f"{tolerance} below the float32 policy, so the output dtype alone does not explain the loss (not counted "
+           "for the claim); " if other else "")
         + (f"{', '.join(fine)} trained as well as with a float32 output. " if fine else "none trained as well. ")
         + "The formulations differ in what they round: softmax then $\\log$ rounds $p$ to the output's dtype "
         "before taking its logarithm, while `log_softmax` and the fused op compute $z_y - \\mathrm{logsumexp}(z)$ "
@@ -329,7 +357,12 @@ def output_dtype_text(rows: list[dict[str, Any]], drops: dict[tuple[str, str], f
 
 def trained_weights(data: Any, *, steps: int, hidden: int, batch_size: int) -> list[np.ndarray]:
     """The weights of a float32 :func:`mlp` (seed 0, after :func:`xentlab.runtime.seed` ``(0)``)
-    trained for ``steps`` steps with the fused loss: where :func:`underflow` compares gradients."""
+    trained for ``steps`` compiled steps with the fused loss: where :func:`underflow` compares
+    gradients. Seeds only; op determinism stays as the caller has it (off in notebook 09's
+    sections 3 and 4). Neither this nor :func:`underflow` calls an op that changes with it: the
+    loss is :func:`xentlab.losses.softmax_cross_entropy`'s fused kernel, called through
+    ``tf.raw_ops`` in either mode, and a test checks that both give bitwise the same result with
+    op determinism on and off."""
     runtime.seed(0)
     model = mlp("float32", hidden=hidden)
     train.train(model, data, loss="fused", steps=steps, batch_size=batch_size, eval_every=steps, progress=False)
@@ -356,12 +389,14 @@ def scaling_accuracies(rows: list[dict[str, Any]]) -> tuple[float, float]:
     return unscaled["test_accuracy"], scaled
 
 
-def step_times(x: np.ndarray, y: np.ndarray, *, hidden: int, repeats: int, steps: int,
-               float16_steps: int) -> dict[str, dict[str, float]]:
-    """:func:`step_time` of each of :data:`POLICIES` compiled (``mixed_float16`` with 3 timings
-    of ``float16_steps`` steps: its compiled step is slow on CPUs) and of the ``mixed_float16``
-    step run eagerly, key ``"mixed_float16, eager"``; batch ``x [B, 28, 28]``, ``y [B]``."""
-    times = {p: step_time(p, x, y, hidden=hidden, repeats=3 if p == "mixed_float16" else repeats,
+def time_policies(x: np.ndarray, y: np.ndarray, *, hidden: int, repeats: int, steps: int,
+                  float16_steps: int) -> dict[str, dict[str, float]]:
+    """:func:`step_time` of each of :data:`POLICIES` compiled and of the ``mixed_float16`` step
+    run eagerly (key ``"mixed_float16, eager"``), each over ``repeats`` timings of ``steps``
+    steps, except the compiled ``mixed_float16`` step: ``float16_steps`` steps per timing (on
+    some CPUs it is tens of times slower than eager: see :func:`train_grid`); batch
+    ``x [B, 28, 28]``, ``y [B]``. Op determinism stays as the caller has it."""
+    times = {p: step_time(p, x, y, hidden=hidden, repeats=repeats,
                           steps=float16_steps if p == "mixed_float16" else steps)
              for p in POLICIES}
     times["mixed_float16, eager"] = step_time("mixed_float16", x, y, hidden=hidden, repeats=repeats,
@@ -370,13 +405,13 @@ def step_times(x: np.ndarray, y: np.ndarray, *, hidden: int, repeats: int, steps
 
 
 def format_step_times(times: dict[str, dict[str, float]]) -> str:
-    """One line per entry of :func:`step_times`: median, min and max milliseconds per step."""
+    """One line per entry of :func:`time_policies`: median, min and max milliseconds per step."""
     return "\n".join(f"{name:22s} {t['ms']:9.1f} ms per step (min {t['ms_min']:.1f}, max {t['ms_max']:.1f})"
                      for name, t in times.items())
 
 
 def speed_text(times: dict[str, dict[str, float]], *, flags: str, amx: bool, onednn: bool) -> str:
-    """Markdown on section 4 of notebook 09 from :func:`step_times`: the bfloat16, compiled
+    """Markdown on section 4 of notebook 09 from :func:`time_policies`: the bfloat16, compiled
     float16 and eager float16 steps against float32's (fastest timings), with the CPU's
     ``flags``, whether it has AMX and which kernel set (oneDNN or Eigen) ran."""
     fastest = {name: t["ms_min"] / times["float32"]["ms_min"] for name, t in times.items()}
