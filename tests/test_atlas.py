@@ -400,7 +400,7 @@ def test_matrix_pivots_rows_and_cells_say_one_word():
     rough = {**ok, "value": 1.003, "rel_error": 0.003}  # bfloat16 rounding, beyond float32's tolerance
     assert atlas.extremes_cell({**rough, "dtype": "bfloat16"}) == "ok"
     assert atlas.extremes_cell({**rough, "dtype": "float32"}) == "1.003 (exact 1)"
-    assert atlas.format_cell({"accepted": True, "matches_oracle": False, "max_abs_error": 3.7123}) == "differs by 3.71"
+    assert atlas.label_format_cell({"accepted": True, "matches_oracle": False, "max_abs_error": 3.7123}) == "differs by 3.71"
     assert atlas.graph_cell({"error": None, "fused_kernel": True, "n_ops": 10}) == "fused kernel (10 ops)"
 
 

@@ -1,7 +1,9 @@
 """What a notebook hands to the reports: claims, metrics and figures.
 
-A notebook calls :func:`start` once (in its Setup cell) with its own name, then
-:func:`claim`, :func:`metric` and :func:`save_figure`. Everything is written under the run
+A notebook's Setup cell calls :func:`start` (through :func:`xentlab.notebook.setup`); the notebook
+then calls :func:`check` (a claim of :data:`xentlab.claims.CLAIMS`, with its measurement and the
+condition that decides its verdict; :func:`claim` is what it records), :func:`metric` and
+:func:`save_figure`. Everything is written under the run
 folder: the one the report runner names in ``$XENTLAB_RUN_DIR``, or, for an interactive or
 nbval run, the gitignored scratch folder ``.scratch/`` (never ``reports/``).
 

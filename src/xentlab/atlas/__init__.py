@@ -20,7 +20,7 @@ terms); every cell of the atlas is produced by running code:
   logits of a tiny linear layer, and its randomness.
 
 :func:`measure` runs them all into an :class:`Atlas`; :func:`tables` / :func:`table` /
-:func:`matrix` (with :func:`format_cell`, :func:`extremes_cell`, :func:`bad_label_cell`,
+:func:`matrix` (with :func:`label_format_cell`, :func:`extremes_cell`, :func:`bad_label_cell`,
 :func:`graph_cell`) render it; :func:`decision_guide` writes the "call Z because <number>" rules from
 the measured rows. Shapes: ``B`` examples, ``C`` classes.
 
@@ -132,8 +132,8 @@ from xentlab.atlas.render import (
     extremes_cell,
     fmt_small,
     fmt_value,
-    format_cell,
     graph_cell,
+    label_format_cell,
     matrix,
     one,
     select,
@@ -186,7 +186,7 @@ __all__ = [
     "extremes_cell",
     "fmt_small",
     "fmt_value",
-    "format_cell",
+    "label_format_cell",
     "format_labels",
     "format_target",
     "graph_cell",

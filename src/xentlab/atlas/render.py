@@ -88,7 +88,7 @@ def matrix(rows: Sequence[Row], index: str, column: str, cell: Callable[[Row], s
     return "\n".join(lines) + "\n"
 
 
-def format_cell(r: Row) -> str:
+def label_format_cell(r: Row) -> str:
     """A :func:`label_formats` row in a word: ``ok``, ``differs by X`` (accepted, not the oracle's
     value for what the format means) or ``raises <Error>``."""
     if not r["accepted"]:
@@ -118,7 +118,7 @@ def extremes_cell(r: Row) -> str:
 
 
 def bad_label_cell(r: Row) -> str:
-    """A :func:`bad_labels` row in a word: ``raises <Error>``, ``NaN``, ``inf`` or ``silent <value>``."""
+    """A :func:`bad_labels` row in a word: ``raises <Error>``, ``nan``, ``inf`` or ``silent <value>``."""
     if r["outcome"] == "raises":
         return f"raises {r['error']}"
     return r["outcome"] if r["outcome"] in ("nan", "inf") else f"silent {fmt_value(r['value'])}"
