@@ -16,16 +16,19 @@ from xentlab.train import History
 LN10 = float(np.log(10.0))
 
 
-def test_agreement_text_reports_the_oracle_and_xentlab_losses():
+def test_agreement_errors_against_the_oracle_and_xentlab_losses_and_their_text():
     rng = np.random.default_rng(0)
     labels = rng.integers(0, 10, size=6)
     logits = tf.constant(rng.normal(size=(6, 10)), tf.float32)
     vector = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
-    assert batch_mean.agreement_text(labels, logits, vector) == (
+    err_oracle, err_losses = batch_mean.agreement_errors(labels, logits, vector)
+    assert err_oracle <= 1e-5 and err_losses <= 1e-6
+    assert batch_mean.agreement_text(err_oracle, err_losses) == (
         "per-example losses match the float64 oracle (within 1e-5): True\n"
         "xentlab.losses.sparse_softmax_cross_entropy agrees: True")
-    off = batch_mean.agreement_text(labels, logits, vector + 1e-3)
-    assert off.count("False") == 2
+    off = batch_mean.agreement_errors(labels, logits, vector + 1e-3)
+    assert off == (pytest.approx(1e-3, rel=1e-2), pytest.approx(1e-3, rel=1e-2))
+    assert batch_mean.agreement_text(*off).count("False") == 2
 
 
 def test_compare_with_document_reproduces_the_documents_self_consistency():
@@ -57,7 +60,7 @@ def test_comparison_texts_are_the_notebooks_lines():
         "(standard error 0.1414); its printed mean is the reduce_mean of its vector: True")
     assert c.initial_loss_text(LN10) == (
         "mean 2.2000 (dropout on) against the document's 2.1000: difference +0.1000, standard "
-        "error 0.1414; ln 10 − mean = 0.1026")
+        "error 0.1414; mean − ln 10 = -0.1026")
 
 
 def test_optimizer_for():
@@ -135,7 +138,7 @@ def test_accuracy_table_summary_and_texts():
     table = batch_mean.accuracy_table(sweep, trained, np.zeros((5, 28, 28), np.uint8))
     assert list(table) == [",".join(map(str, k)) for k in sweep]
     assert table["sgd,16,sum"] == {"test_accuracy": 0.11, "diverged_at": None, "final_loss": 0.5,
-                                   "steps": 3, "logit_spread": 0.0}
+                                   "steps": 3, "logit_spread": 0.0, "spread_examples": 5}
     assert table["sgd,16,mean"]["logit_spread"] == pytest.approx(np.std(np.arange(5)))
 
     text = batch_mean.format_accuracy_table(sweep, 8192).splitlines()
@@ -151,7 +154,7 @@ def test_accuracy_table_summary_and_texts():
     assert s.eps_gap == pytest.approx(0.093)
     assert s.sgd_rescaled_gap == pytest.approx(0.01)
     assert s.sgd_sum_loss == pytest.approx(0.73)
-    assert s.dead == [16] and s.mean_falls
+    assert s.dead == [16] and s.mean_falls and s.spread_examples == 5
     assert list(s.metric()) == ["adam_max_gap", "adam_large_eps_max_lead_of_sum", "sgd_rescaled_max_gap",
                                 "sgd_sum_min_accuracy_loss", "sgd_sum_constant_prediction_batch_sizes"]
     assert batch_mean.summary_text(s, 1e-3).splitlines() == [
@@ -165,12 +168,23 @@ def test_accuracy_table_summary_and_texts():
                                    adam_large_epsilon=1e-3, examples_per_run=8192).splitlines()
     assert len(md) == 4
     assert "(16× to 128× here)" in md[0] and "at batch sizes [16] the network ends" in md[0]
+    assert "across 5 test digits" in md[0] and "worse by at least 0.73" in md[0]
     assert "+0.006 at batch 16, +0.093 at batch 128" in md[2] and "8,192 examples" in md[2]
+    assert "the sum ahead at every batch size tried" in md[2]
     assert md[3].endswith("falls with the batch size for every optimizer.")
     every = batch_mean.SweepSummary(**{**s.__dict__, "dead": [16, 128], "mean_falls": False})
     md = batch_mean.sweep_markdown(every, batch_sizes=[16, 128], sgd_learning_rate=0.05,
                                    adam_large_epsilon=1e-3, examples_per_run=8192).splitlines()
     assert "at every batch size tried the network" in md[0] and md[3].endswith("batch size).")
+    # a difference of the other sign is worded as such (no "leads by -0.001", "worse by at least -0.02")
+    behind = batch_mean.SweepSummary(**{**s.__dict__, "sgd_sum_loss": -0.02, "eps_gap": -0.001,
+                                        "eps_lead": {16: -0.001, 128: 0.0}})
+    lines = batch_mean.summary_text(behind, 1e-3).splitlines()
+    assert lines[0].endswith("the sum not ahead of the mean at any batch size (largest difference -0.001)")
+    assert lines[1].endswith("not worse at every batch size (smallest accuracy loss -0.02)")
+    md = batch_mean.sweep_markdown(behind, batch_sizes=[16, 128], sgd_learning_rate=0.05,
+                                   adam_large_epsilon=1e-3, examples_per_run=8192).splitlines()
+    assert "worse by at least" not in md[0] and "(the sum ahead at no batch size;" in md[2]
     alive = batch_mean.SweepSummary(**{**s.__dict__, "dead": []})
     assert "nothing stops" not in batch_mean.sweep_markdown(
         alive, batch_sizes=[16, 128], sgd_learning_rate=0.05, adam_large_epsilon=1e-3,

@@ -25,6 +25,7 @@ def test_compare_versions_agree_on_ordinary_inputs():
     assert list(v.rows) == ["probabilities", "from_logits=True"]
     assert v.rows["probabilities"][1].shape == (6,)
     assert v.diff_prob <= 1e-6 and v.diff_logit == 0.0 and v.diff_fused == 0.0 and v.err_oracle < 1e-5
+    assert v.rows["probabilities"][0].shape == (6,) and v.err_oracle_keras2 < 1e-5  # the document's algorithm
     lines = v.text().splitlines()
     assert len(lines) == 7
     assert lines[0] == f"{'probabilities':18s} Keras 2: {np.round(v.rows['probabilities'][0], 4)}"
@@ -60,7 +61,9 @@ def test_clip_sweep_caps_the_loss_and_kills_the_gradient():
     assert lines[3] == ("d loss/d z_true is exactly 0 for every margin >= 20.0 (all 2 of them: True); "
                         "fused gradient there: -1.0000 .. -1.0000")
     assert lines[4] == "a perfect prediction still costs -log(1 - 1e-7) in float32 = 1.192e-07"
-    assert np.isnan(keras_cce.clip_sweep(np.array([0.0], np.float32)).dead_from)
+    alive = keras_cce.clip_sweep(np.array([0.0, 1.0], np.float32))  # no gradient is exactly 0
+    assert np.isnan(alive.dead_from)
+    assert alive.text(CEILING).splitlines()[3] == "d loss/d z_true is never exactly 0 on these margins"
 
 
 def test_softmax_cases_keras_recovers_the_logits_except_from_eager_probabilities():
@@ -131,11 +134,12 @@ def test_reductions_label_smoothing_and_their_lines():
     assert r["sum_over_batch_size"] == pytest.approx(per_example.mean(), abs=1e-6)
     assert r["sum"] == pytest.approx(per_example.sum(), abs=1e-5)
     np.testing.assert_allclose(r["none"], per_example)
-    smooth, by_hand = keras_cce.label_smoothing(t, p, 0.1)
+    smooth = keras_cce.label_smoothing(t, p, 0.1)
+    assert smooth.classes == 5 and smooth.smoothing == 0.1
     np.testing.assert_array_equal(  # the same targets as the notebook's 0.9 * y + 0.1 / 5
-        by_hand, keras.losses.categorical_crossentropy(t * 0.9 + 0.1 / 5, p).numpy())
-    np.testing.assert_allclose(smooth, by_hand, atol=1e-6)
-    lines = keras_cce.format_reductions(r, per_example, smooth, by_hand, 0.1, classes=5).splitlines()
+        smooth.by_hand, keras.losses.categorical_crossentropy(t * 0.9 + 0.1 / 5, p).numpy())
+    np.testing.assert_allclose(smooth.keras, smooth.by_hand, atol=1e-6)
+    lines = keras_cce.format_reductions(r, per_example, smooth).splitlines()
     assert lines[0] == f"CategoricalCrossentropy(reduction='sum_over_batch_size') -> shape (), value {per_example.mean():.4f}"
     assert lines[2] == f"CategoricalCrossentropy(reduction='none') -> shape (10,), value {np.round(r['none'], 4)}"
     assert lines[4] == "default reduction: sum_over_batch_size"

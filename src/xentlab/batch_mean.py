@@ -6,7 +6,8 @@ on one batch of 10 digits and prints the per-example vector of
 (line 84). Notebook ``01_batch_mean`` reruns that and then measures what sum vs mean changes in
 training. This module holds what the notebook would otherwise compute inline:
 
-- :func:`agreement_text`: the batch's losses against the float64 oracle and ``xentlab.losses``;
+- :func:`agreement_errors`, :func:`agreement_text`: the batch's losses against the float64 oracle
+  and ``xentlab.losses`` (the errors, and the two lines printed from them);
 - :func:`mean_loss`: the document's ``reduce_mean`` of the per-example loss for another network;
 - :func:`compare_with_document` (:class:`Comparison`): our ten losses against the document's ten,
   as two samples (standard errors of the means), with the texts the notebook prints and records;
@@ -29,7 +30,7 @@ import tensorflow as tf
 from xentlab import losses, models, train
 
 __all__ = [
-    "Comparison", "SweepSummary", "agreement_text", "mean_loss", "compare_with_document", "optimizer_for",
+    "Comparison", "SweepSummary", "agreement_errors", "agreement_text", "mean_loss", "compare_with_document", "optimizer_for",
     "run_sweep", "accuracy_table", "format_accuracy_table", "summarise", "summary_text",
     "sweep_markdown",
 ]
@@ -40,22 +41,27 @@ reduction ``"mean"``, ``"sum"`` or ``"sum/B"`` (the sum at the learning rate div
 size)."""
 
 
-def agreement_text(labels: np.ndarray, logits: tf.Tensor, per_example: tf.Tensor) -> str:
-    """Two printed lines: does ``per_example`` (``[B]``, from
-    ``tf.nn.sparse_softmax_cross_entropy_with_logits``) match the float64 oracle
-    (:func:`xentlab.losses.reference_softmax_cross_entropy`) within 1e-5, and does
-    :func:`xentlab.losses.sparse_softmax_cross_entropy` agree with it within 1e-6?
+def agreement_errors(labels: np.ndarray, logits: tf.Tensor, per_example: tf.Tensor,
+                     ) -> tuple[float, float]:
+    """``(error against the oracle, error of xentlab.losses)``: the largest ``|per_example -
+    oracle|``, with the float64 oracle :func:`xentlab.losses.reference_softmax_cross_entropy`, and
+    the largest ``|xentlab.losses.sparse_softmax_cross_entropy - per_example|``.
 
-    ``labels``: integer ``[B]``; ``logits``: float32 ``[B, C]``.
+    ``labels``: integer ``[B]``; ``logits``: float32 ``[B, C]``; ``per_example``: ``[B]``, from
+    ``tf.nn.sparse_softmax_cross_entropy_with_logits``.
     """
     vector = np.asarray(per_example)
     z = np.asarray(logits)
     oracle = losses.reference_softmax_cross_entropy(np.eye(z.shape[-1])[labels], z)
     ours = losses.sparse_softmax_cross_entropy(labels, logits).numpy()
-    return (f"per-example losses match the float64 oracle (within 1e-5): "
-            f"{bool(np.max(np.abs(vector - oracle)) <= 1e-5)}\n"
-            f"xentlab.losses.sparse_softmax_cross_entropy agrees: "
-            f"{bool(np.max(np.abs(ours - vector)) <= 1e-6)}")
+    return float(np.max(np.abs(vector - oracle))), float(np.max(np.abs(ours - vector)))
+
+
+def agreement_text(err_oracle: float, err_losses: float) -> str:
+    """Two printed lines from :func:`agreement_errors`: the per-example losses match the float64
+    oracle within 1e-5, and ``xentlab.losses.sparse_softmax_cross_entropy`` agrees within 1e-6."""
+    return (f"per-example losses match the float64 oracle (within 1e-5): {err_oracle <= 1e-5}\n"
+            f"xentlab.losses.sparse_softmax_cross_entropy agrees: {err_losses <= 1e-6}")
 
 
 def mean_loss(model: Callable[[np.ndarray], tf.Tensor], x: np.ndarray, labels: np.ndarray) -> float:
@@ -111,7 +117,7 @@ class Comparison:
         """The measured sentence of claim ``000.initial-loss``."""
         return (f"mean {self.mean:.4f} (dropout on) against the document's "
                 f"{self.document_mean:.4f}: difference {self.mean - self.document_mean:+.4f}, "
-                f"standard error {self.se_diff:.4f}; ln 10 − mean = {ln10 - self.mean:.4f}")
+                f"standard error {self.se_diff:.4f}; mean − ln 10 = {self.mean - ln10:+.4f}")
 
 
 def compare_with_document(ours: np.ndarray, document: np.ndarray, mean: float,
@@ -180,14 +186,15 @@ def accuracy_table(sweep: Mapping[SweepKey, train.History], trained: Mapping[Swe
     """One row per run, keyed ``"optimizer,batch,reduction"`` in the sweep's order: final test
     accuracy, ``diverged_at``, final loss, steps, and ``logit_spread``: the largest standard
     deviation across the examples ``x`` (``[n, 28, 28]``; notebook 01: 500 test digits) of any
-    logit of the trained model (about 0: the network predicts a constant distribution)."""
+    logit of the trained model (about 0: the network predicts a constant distribution), and
+    ``spread_examples``: ``len(x)``."""
     table = {}
     for (opt, b, variant), h in sweep.items():
         z = np.asarray(trained[(opt, b, variant)](x))
         table[f"{opt},{b},{variant}"] = {
             "test_accuracy": h.final_test_accuracy, "diverged_at": h.diverged_at,
             "final_loss": h.final_loss, "steps": h.config["steps"],
-            "logit_spread": float(np.std(z, axis=0).max())}
+            "logit_spread": float(np.std(z, axis=0).max()), "spread_examples": int(len(x))}
     return table
 
 
@@ -217,7 +224,8 @@ class SweepSummary:
     - ``sgd_sum_loss``: smallest ``acc(sgd, mean) - acc(sgd, sum)``;
     - ``dead``: batch sizes at which SGD with the sum at the mean's learning rate predicts a
       constant distribution (logit spread below 1e-3), in the sweep's order;
-    - ``mean_falls``: for every optimizer, the mean's accuracy does not rise with the batch size.
+    - ``mean_falls``: for every optimizer, the mean's accuracy does not rise with the batch size;
+    - ``spread_examples``: how many examples the logit spread was measured on.
     """
 
     adam_gap: float
@@ -227,6 +235,7 @@ class SweepSummary:
     sgd_sum_loss: float
     dead: list[int]
     mean_falls: bool
+    spread_examples: int
 
     def metric(self) -> dict[str, Any]:
         """What notebook 01 records as its ``sum_vs_mean_summary`` metric."""
@@ -252,15 +261,33 @@ def summarise(sweep: Mapping[SweepKey, train.History], table: Mapping[str, Mappi
         sgd_sum_loss=min(acc["sgd", b, "mean"] - acc["sgd", b, "sum"] for b in batch_sizes),
         dead=[b for b in batch_sizes if table[f"sgd,{b},sum"]["logit_spread"] < 1e-3],
         mean_falls=all(acc[o, b1, "mean"] >= acc[o, b2, "mean"]
-                       for o in optimizers for b1, b2 in zip(ordered, ordered[1:], strict=False)))
+                       for o in optimizers for b1, b2 in zip(ordered, ordered[1:], strict=False)),
+        spread_examples=min(row["spread_examples"] for row in table.values()))
+
+
+def _sum_loss_words(sgd_sum_loss: float) -> str:
+    """The SGD sum at the mean's learning rate against the mean, worded from the sign of
+    ``SweepSummary.sgd_sum_loss`` (the smallest ``acc(mean) - acc(sum)``)."""
+    if sgd_sum_loss > 0:
+        return f"worse by at least {sgd_sum_loss:.2f}"
+    return f"not worse at every batch size (smallest accuracy loss {sgd_sum_loss:+.2f})"
+
+
+def _eps_lead_words(eps_gap: float) -> str:
+    """Adam with the large epsilon: the sum against the mean, worded from the sign of
+    ``SweepSummary.eps_gap`` (the largest ``acc(sum) - acc(mean)``)."""
+    if eps_gap > 0:
+        return f"the sum ahead of the mean by up to {eps_gap:.3f}"
+    return f"the sum not ahead of the mean at any batch size (largest difference {eps_gap:+.3f})"
 
 
 def summary_text(s: SweepSummary, adam_large_epsilon: float) -> str:
-    """The three printed lines under the accuracy table."""
+    """The three printed lines under the accuracy table (the words of a difference follow its
+    sign)."""
     return (f"Adam: largest |accuracy(sum) - accuracy(mean)| = {s.adam_gap:.3f}; with eps "
-            f"{adam_large_epsilon:g}: the sum ahead of the mean by up to {s.eps_gap:.3f}\n"
+            f"{adam_large_epsilon:g}: {_eps_lead_words(s.eps_gap)}\n"
             f"SGD: largest |accuracy(sum, lr/B) - accuracy(mean)| = {s.sgd_rescaled_gap:.3f}; "
-            f"sum at the mean's lr is worse by at least {s.sgd_sum_loss:.2f}\n"
+            f"sum at the mean's lr is {_sum_loss_words(s.sgd_sum_loss)}\n"
             f"SGD sum at the mean's lr: constant prediction (logit spread < 1e-3) at batch sizes "
             f"{s.dead}")
 
@@ -268,30 +295,31 @@ def summary_text(s: SweepSummary, adam_large_epsilon: float) -> str:
 def sweep_markdown(s: SweepSummary, *, batch_sizes: Sequence[int], sgd_learning_rate: float,
                    adam_large_epsilon: float, examples_per_run: int) -> str:
     """The sweep's findings as four markdown bullets (SGD, Adam, Adam with a large epsilon, the
-    batch size), worded from this run's measurements (only the numbers and the sentences a
-    measurement decides change)."""
+    batch size), worded from this run's measurements (the numbers, the sentences a measurement
+    decides, and the words of each difference, chosen from its sign)."""
     def where(bs: Sequence[int]) -> str:
         return "every batch size tried" if list(bs) == list(batch_sizes) else f"batch sizes {list(bs)}"
 
     sgd = (f"- **SGD**: with the sum, the step is the batch size times the mean's step "
            f"({min(batch_sizes)}× to {max(batch_sizes)}× here). At the mean's learning rate "
-           f"({sgd_learning_rate:g}) the summed loss is worse by at least {s.sgd_sum_loss:.2f} in "
+           f"({sgd_learning_rate:g}) the summed loss is {_sum_loss_words(s.sgd_sum_loss)} in "
            "test accuracy")
     if s.dead:
         sgd += (f"; at {where(s.dead)} the network ends predicting the same distribution for every "
-                "digit (the spread of its logits across 500 test digits is below 1e-3) with no NaN "
-                "or error, so nothing stops the run")
+                f"digit (the spread of its logits across {s.spread_examples:,} test digits is below "
+                "1e-3) with no NaN or error, so nothing stops the run")
     sgd += (f". With the learning rate divided by the batch size the sum is the mean (largest "
             f"accuracy difference {s.sgd_rescaled_gap:.3f}): sum vs mean is a learning-rate scale.")
     adam = (f"- **Adam**: sum and mean differ by at most {s.adam_gap:.3f} in test accuracy. Adam "
             "divides each parameter's step by the running RMS of its gradient, so a constant factor "
             "cancels, except against the `epsilon` in the denominator (1e-7 by default).")
+    ahead = [b for b, v in s.eps_lead.items() if v > 0]
     large = (f"- **Adam with epsilon {adam_large_epsilon:g}**: the step is `m / (sqrt(v) + eps)`, "
              "and the mean's gradients are N times smaller than the sum's, so `eps` damps them "
-             "more; the sum leads the mean by "
+             f"more. Test accuracy of the sum minus the mean's after {examples_per_run:,} examples: "
              + ", ".join(f"{v:+.3f} at batch {b}" for b, v in s.eps_lead.items())
-             + f" in test accuracy after {examples_per_run:,} examples (default Adam's largest "
-             f"gap: {s.adam_gap:.3f}).")
+             + (f" (the sum ahead at {where(ahead)}" if ahead else " (the sum ahead at no batch size")
+             + f"; default Adam's largest gap: {s.adam_gap:.3f}).")
     steps_note = ("- At an equal number of examples a smaller batch takes more steps "
                   "(`examples_per_run` / batch size)"
                   + (", and here the mean's test accuracy falls with the batch size for every "

@@ -71,6 +71,7 @@ CLAIMS: dict[str, Claim] = {
         "print(sparse_vector) and print(cross_entropy) on the graph show a vector of shape (?,) and a "
         "scalar of shape ()",
         "1. The document's network on one batch of 10 digits",
+        expected=[documents.value("000.sparse_vector_repr"), documents.value("000.mean_repr")],
     ),
     "000.sum-then-mean": Claim(
         '"我们应该计算它的求和,这就是为什么我们应该使用reduce_mean" (we should compute its sum, which is why we use '
@@ -82,10 +83,13 @@ CLAIMS: dict[str, Claim] = {
         "print(sparse_vector) shows ten per-example losses (2.079 to 2.395) whose mean is the printed "
         "cross_entropy 2.2959247",
         "1. The document's network on one batch of 10 digits",
+        expected={"per_example": documents.value("000.per_example_losses"),
+                  "mean": documents.value("000.mean")},
     ),
     "000.initial-loss": Claim(
         "at initialisation the mean loss of a batch of 10 is about 2.2959",
         "1. The document's network on one batch of 10 digits",
+        expected={"document": documents.value("000.mean")},
     ),
     "001.same-value": Claim(
         "On the 5×3 toy, softmax then -sum(y*log(y)) and softmax_cross_entropy_with_logits both print 16.478533",
@@ -247,7 +251,8 @@ CLAIMS: dict[str, Claim] = {
         expected=[0, 0, 1, 0, 0],
     ),
     "004.target-one-hot": Claim(
-        "the target is one-hot (目标是一个热点): label n is the vector v with v[n] = 1 and 0 elsewhere",
+        "the target is one-hot (目标是一个热点): label n is the vector v with v[n] = 1 and 0 elsewhere "
+        "(our reading of the garbled \"v[n] = 10在其他任何地方\", line 51)",
         '8. "The target is one-hot"',
         expected="tf.one_hot encodes label n so, and Keras' categorical cross-entropy expects that encoding",
     ),

@@ -2,7 +2,8 @@
 
 Document 004 (``004_e0833cf8a2010675.txt``, the Keras categorical_crossentropy Q&A) quotes Keras 2's
 backend ``categorical_crossentropy(output, target, from_logits=False)`` (lines 9–35: renormalise,
-clip to ``[1e-7, 1 - 1e-7]``, ``-sum(target * log(output))`` per example, or
+clip to ``[_EPSILON, 1 - _EPSILON]`` (the document gives no value; Keras' default epsilon is 1e-7),
+``-sum(target * log(output))`` per example, or
 ``tf.nn.softmax_cross_entropy_with_logits`` with ``from_logits``), and its answer says the target is
 one-hot (line 51, with the example ``tf.one_hot([3], 5)``), that there is no 1/N (line 57) and that
 ``softmax_cross_entropy_with_logits_v2`` avoids the numerical problems (line 70). Notebook
@@ -18,7 +19,8 @@ measurements the notebook would otherwise compute inline, and the lines it print
   ``CategoricalCrossentropy()`` and what Keras recovers from it; :func:`loss_and_warnings`;
 - :func:`training_losses`, :func:`train_four_ways`, :func:`format_training`: document 002's network
   trained with Keras' loss four ways;
-- :func:`reductions`, :func:`label_smoothing`, :func:`format_reductions`: the 1/N and the ``Loss``
+- :func:`reductions`, :func:`label_smoothing` (:class:`Smoothing`), :func:`format_reductions`: the
+  1/N and the ``Loss``
   class' reductions;
 - :func:`target_errors`: one-hot, soft and smoothed targets against the float64 oracle;
 - :func:`v1_against_v2` (:class:`V1V2`): ``softmax_cross_entropy_with_logits`` v1 vs v2.
@@ -45,7 +47,7 @@ __all__ = [
     "VersionComparison", "compare_versions", "scaled_losses", "format_scaled", "ClipSweep",
     "clip_sweep", "TfSoftmax", "evaluate_loss", "softmax_in_function_loss", "SoftmaxCases",
     "softmax_cases", "loss_and_warnings", "training_losses", "train_four_ways", "format_training",
-    "reductions", "label_smoothing", "format_reductions", "target_errors", "V1V2", "v1_against_v2",
+    "reductions", "Smoothing", "label_smoothing", "format_reductions", "target_errors", "V1V2", "v1_against_v2",
 ]
 
 keras2_cce = losses.keras2_categorical_crossentropy  # the document's algorithm
@@ -59,7 +61,8 @@ class VersionComparison:
     ``rows``: ``{"probabilities": (Keras 2, Keras 3), "from_logits=True": (Keras 2, Keras 3)}``,
     each ``[B]``; ``diff_prob``, ``diff_logit``: largest ``|Keras 2 - Keras 3|`` of each row;
     ``diff_fused``: largest ``|Keras 3 from_logits - tf.nn.softmax_cross_entropy_with_logits|``;
-    ``err_oracle``: largest error of Keras 3 on probabilities against the float64 oracle.
+    ``err_oracle``/``err_oracle_keras2``: largest error of Keras 3 / of Keras 2's algorithm (the
+    document's) on probabilities against the float64 oracle.
     """
 
     rows: dict[str, tuple[np.ndarray, np.ndarray]]
@@ -67,6 +70,7 @@ class VersionComparison:
     diff_logit: float
     diff_fused: float
     err_oracle: float
+    err_oracle_keras2: float
 
     def text(self) -> str:
         """The printed table (two lines per row) and the three differences."""
@@ -97,7 +101,8 @@ def compare_versions(target: np.ndarray, logits: np.ndarray) -> VersionCompariso
         diff_prob=float(np.max(np.abs(rows["probabilities"][0] - rows["probabilities"][1]))),
         diff_logit=float(np.max(np.abs(rows["from_logits=True"][0] - rows["from_logits=True"][1]))),
         diff_fused=float(np.max(np.abs(keras3_cce(target, logits, from_logits=True).numpy() - fused))),
-        err_oracle=float(np.max(np.abs(rows["probabilities"][1] - exact))))
+        err_oracle=float(np.max(np.abs(rows["probabilities"][1] - exact))),
+        err_oracle_keras2=float(np.max(np.abs(rows["probabilities"][0] - exact))))
 
 
 def scaled_losses(target: np.ndarray, probs: np.ndarray, scales: Sequence[float],
@@ -144,16 +149,21 @@ class ClipSweep:
     def text(self, ceiling: float) -> str:
         """The printed lines: the ceiling ``-log(eps)``, the largest clipped losses, the exact and
         fused loss at the largest margin, where the gradient is exactly 0 (and the fused gradient
-        there), a perfect prediction's loss."""
+        there; or that it never is), a perfect prediction's loss."""
         beyond = self.margins >= self.dead_from
+        if np.isnan(self.dead_from):
+            dead = "d loss/d z_true is never exactly 0 on these margins"
+        else:
+            dead = (f"d loss/d z_true is exactly 0 for every margin >= {self.dead_from:.1f} "
+                    f"(all {int(np.sum(beyond))} of them: {bool(np.all(self.grad_clip[beyond] == 0))}); "
+                    f"fused gradient there: {self.grad_fused[beyond].min():.4f} .. "
+                    f"{self.grad_fused[beyond].max():.4f}")
         return "\n".join([
             f"-log(1e-7) in float32 = {ceiling:.6f}",
             f"largest clipped loss (Keras 3 / Keras 2) = {self.loss_keras3.max():.6f} / "
             f"{self.loss_keras2.max():.6f}",
             f"exact loss at m = {self.margins[-1]:g}: {self.exact[-1]:.4f}, fused: {self.loss_fused[-1]:.4f}",
-            f"d loss/d z_true is exactly 0 for every margin >= {self.dead_from:.1f} "
-            f"(all {int(np.sum(beyond))} of them: {bool(np.all(self.grad_clip[beyond] == 0))}); "
-            f"fused gradient there: {self.grad_fused[beyond].min():.4f} .. {self.grad_fused[beyond].max():.4f}",
+            dead,
             f"a perfect prediction still costs -log(1 - 1e-7) in float32 = {self.perfect:.3e}"])
 
 
@@ -311,32 +321,48 @@ def reductions(target: np.ndarray, probs: np.ndarray) -> dict[str, np.ndarray]:
             for r in REDUCTIONS}
 
 
-def label_smoothing(target: np.ndarray, probs: np.ndarray, smoothing: float,
-                    ) -> tuple[np.ndarray, np.ndarray]:
-    """``(Keras' label_smoothing, by hand)``, each ``[B]``: ``CategoricalCrossentropy(
-    label_smoothing=smoothing, reduction="none")`` and ``categorical_crossentropy`` on the targets
-    ``(1 - smoothing) * target + smoothing / C`` (``target``, ``probs``: ``[B, C]``)."""
+@dataclass(frozen=True)
+class Smoothing:
+    """Keras' ``label_smoothing`` against the smoothed targets by hand (see :func:`label_smoothing`).
+
+    ``keras``, ``by_hand``: ``[B]``; ``smoothing``: the factor; ``classes``: ``C``, from the
+    target's last axis.
+    """
+
+    keras: np.ndarray
+    by_hand: np.ndarray
+    smoothing: float
+    classes: int
+
+
+def label_smoothing(target: np.ndarray, probs: np.ndarray, smoothing: float) -> Smoothing:
+    """``CategoricalCrossentropy(label_smoothing=smoothing, reduction="none")`` and
+    ``categorical_crossentropy`` on the targets ``(1 - smoothing) * target + smoothing / C``
+    (``target``, ``probs``: ``[B, C]``), as a :class:`Smoothing`."""
+    classes = int(target.shape[-1])
     smooth = keras.losses.CategoricalCrossentropy(label_smoothing=smoothing, reduction="none")(
         target, probs).numpy()
-    by_hand = keras3_cce(target * (1 - smoothing) + smoothing / target.shape[-1], probs).numpy()
-    return smooth, by_hand
+    by_hand = keras3_cce(target * (1 - smoothing) + smoothing / classes, probs).numpy()
+    return Smoothing(smooth, by_hand, smoothing, classes)
 
 
 def format_reductions(reduced: Mapping[str, np.ndarray], per_example: np.ndarray,
-                      smooth: np.ndarray, by_hand: np.ndarray, smoothing: float, classes: int) -> str:
+                      smoothed: Smoothing) -> str:
     """The printed lines: each reduction's shape and value, the vector's mean and sum (``[B]``
-    ``per_example``), the class' default reduction, and label smoothing (:func:`label_smoothing`
-    with ``smoothing`` over ``classes`` classes) against the smoothed targets by hand."""
+    ``per_example``), the class' default reduction, and label smoothing (:func:`label_smoothing`)
+    against the smoothed targets by hand."""
     lines = []
     for reduction, value in reduced.items():
         shown = f"{float(value):.4f}" if value.ndim == 0 else np.round(value, 4)
         lines.append(f"CategoricalCrossentropy(reduction={reduction!r}) -> shape {value.shape}, "
                      f"value {shown}")
+    a = smoothed.smoothing
     return "\n".join(lines + [
         f"mean of the vector = {per_example.mean():.4f}, sum = {per_example.sum():.4f}",
         f"default reduction: {keras.losses.CategoricalCrossentropy().reduction}",
-        f"label_smoothing={smoothing:g} == targets {1 - smoothing:g}*y + {smoothing:g}/{classes}: max diff "
-        f"{np.max(np.abs(smooth - by_hand)):.1e}; first example {per_example[0]:.4f} -> {smooth[0]:.4f}"])
+        f"label_smoothing={a:g} == targets {1 - a:g}*y + {a:g}/{smoothed.classes}: max diff "
+        f"{np.max(np.abs(smoothed.keras - smoothed.by_hand)):.1e}; first example "
+        f"{per_example[0]:.4f} -> {smoothed.keras[0]:.4f}"])
 
 
 def target_errors(targets: Mapping[str, np.ndarray], logits: np.ndarray,
