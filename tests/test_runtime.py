@@ -2,6 +2,7 @@
 
 import logging
 import os
+import subprocess
 
 import numpy as np
 import pytest
@@ -84,3 +85,16 @@ def test_run_with_kernels_sets_the_onednn_switch_and_reports_failures():
     assert runtime.run_with_kernels(code, onednn=False) == "0"
     with pytest.raises(RuntimeError, match="ZeroDivisionError"):
         runtime.run_with_kernels("1 / 0", onednn=True)
+
+
+@pytest.mark.slow
+def test_start_with_kernels_returns_at_once_and_result_waits():
+    import time
+
+    tic = time.perf_counter()
+    run = runtime.start_with_kernels("import time, json; time.sleep(2); print(json.dumps([1, 2]))", onednn=False)
+    started = time.perf_counter() - tic
+    assert started < 1.5 and run.result() == [1, 2]
+    slow = runtime.start_with_kernels("import time; time.sleep(30)", onednn=True, timeout=0.5)
+    with pytest.raises(subprocess.TimeoutExpired):
+        slow.result()

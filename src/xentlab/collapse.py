@@ -27,7 +27,7 @@ import tensorflow as tf
 from xentlab import data, losses, models, runtime, train
 
 __all__ = ["ADAM_EPSILON", "DROPOUT_RATE", "LEARNING_RATE", "METHODS", "document_loss", "kernel_probe",
-           "kernel_text", "log_comparison", "manual_facts", "run", "run_under_kernels", "runs_table",
+           "kernel_text", "log_comparison", "manual_facts", "run", "run_under_kernels", "start_under_kernels", "runs_table",
            "budget_text", "epsilon_sweep", "init_sweep", "positional_call", "single_digit_probe",
            "summary_text", "tf1_adam", "training_text"]
 
@@ -67,12 +67,14 @@ def run(method: str, ds: Any, *, steps: int, batch_size: int = 128, eval_every: 
                        eval_size=eval_size, seed=seed, progress=progress)
 
 
-def run_under_kernels(method: str, dataset: str, *, onednn: bool, timeout: float = 7200,
-                     **kwargs: Any) -> dict[str, Any]:
-    """:func:`run` on the dataset named ``dataset`` (:data:`xentlab.data.DATASETS`) in a fresh
-    process with oneDNN's (``onednn=True``) or Eigen's CPU kernels, op determinism on as in
-    the notebook; returns the run's :meth:`~xentlab.train.History.as_dict`. ``kwargs`` are
-    :func:`run`'s (JSON values)."""
+def start_under_kernels(method: str, dataset: str, *, onednn: bool, timeout: float = 14400,
+                        **kwargs: Any) -> runtime.KernelRun:
+    """Start :func:`run` on the dataset named ``dataset`` (:data:`xentlab.data.DATASETS`) in a
+    fresh process with oneDNN's (``onednn=True``) or Eigen's CPU kernels, op determinism on as in
+    the notebook, and return at once: ``.result()`` waits and gives the run's
+    :meth:`~xentlab.train.History.as_dict`. Started before the runs in this process, it trains
+    beside them (each process gets about one of two cores). ``kwargs`` are :func:`run`'s (JSON
+    values)."""
     if dataset not in data.DATASETS:
         raise ValueError(f"unknown dataset {dataset!r}; choose one of {data.DATASETS}")
     args = json.dumps({"method": method, **kwargs})
@@ -81,7 +83,13 @@ def run_under_kernels(method: str, dataset: str, *, onednn: bool, timeout: float
             "runtime.set_op_determinism(True); "
             f"h = collapse.run(kw.pop('method'), data.load({dataset!r}), **kw); "
             "print(json.dumps(h.as_dict(), allow_nan=True))")
-    return runtime.run_with_kernels(code, onednn=onednn, timeout=timeout)
+    return runtime.start_with_kernels(code, onednn=onednn, timeout=timeout)
+
+
+def run_under_kernels(method: str, dataset: str, *, onednn: bool, timeout: float = 14400,
+                      **kwargs: Any) -> dict[str, Any]:
+    """:func:`start_under_kernels` and wait for the run's history (a dict)."""
+    return start_under_kernels(method, dataset, onednn=onednn, timeout=timeout, **kwargs).result()
 
 
 # --------------------------------------------------------------------------------------------

@@ -17,12 +17,13 @@ import logging
 import os
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-__all__ = ["TF_ENVIRONMENT", "environment", "op_determinism", "op_determinism_enabled",
-           "quiet_tensorflow_logger", "run_with_kernels", "seed", "set_op_determinism",
+__all__ = ["TF_ENVIRONMENT", "KernelRun", "environment", "op_determinism", "op_determinism_enabled",
+           "quiet_tensorflow_logger", "run_with_kernels", "seed", "set_op_determinism", "start_with_kernels",
            "set_tensorflow_environment", "silence_tensorflow_logger", "tensorflow_environment",
            "tensorflow_seed"]
 
@@ -135,16 +136,46 @@ def quiet_tensorflow_logger() -> Iterator[None]:
         tf_log.setLevel(before)
 
 
+class KernelRun:
+    """A fresh Python process started by :func:`start_with_kernels`; :meth:`result` waits for it.
+
+    Its stdout and stderr go to temporary files, not pipes, so a process that writes much while
+    nobody reads never stalls."""
+
+    def __init__(self, code: str, *, onednn: bool, timeout: float) -> None:
+        env = {**os.environ, **TF_ENVIRONMENT, "TF_ENABLE_ONEDNN_OPTS": "1" if onednn else "0"}
+        self._out, self._err = tempfile.TemporaryFile("w+"), tempfile.TemporaryFile("w+")
+        self._timeout = timeout
+        self._process = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=self._out,
+                                         stderr=self._err, text=True)
+
+    def result(self) -> Any:
+        """The JSON value the process printed last. Raises ``RuntimeError`` with its stderr if it
+        failed, ``subprocess.TimeoutExpired`` (after killing it) when it runs longer than its
+        ``timeout`` seconds from :meth:`result`'s call."""
+        try:
+            code = self._process.wait(timeout=self._timeout)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+            raise
+        self._out.seek(0)
+        self._err.seek(0)
+        lines = self._out.read().strip().splitlines()
+        if code != 0 or not lines:
+            raise RuntimeError(f"the subprocess failed (exit {code}):\n{self._err.read()[-2000:]}")
+        return json.loads(lines[-1])
+
+
+def start_with_kernels(code: str, *, onednn: bool, timeout: float = 300) -> KernelRun:
+    """Start ``code`` in a fresh Python process with TensorFlow's oneDNN CPU kernels on
+    (``TF_ENABLE_ONEDNN_OPTS=1``, the project's setting) or off (Eigen's kernels) and return at
+    once; :meth:`KernelRun.result` waits for the JSON value it prints last. TensorFlow reads the
+    variable once, when it loads, so a process compares kernel sets only this way; starting the
+    other kernel set's run first lets it use the CPU while this process works."""
+    return KernelRun(code, onednn=onednn, timeout=timeout)
+
+
 def run_with_kernels(code: str, *, onednn: bool, timeout: float = 300) -> Any:
-    """Run ``code`` in a fresh Python process with TensorFlow's oneDNN CPU kernels on
-    (``TF_ENABLE_ONEDNN_OPTS=1``, the project's setting) or off (Eigen's kernels), and return
-    the JSON value it prints last. TensorFlow reads the variable once, when it loads, so a
-    process compares kernel sets only this way. Raises ``RuntimeError`` with the process'
-    stderr if it fails, ``subprocess.TimeoutExpired`` after ``timeout`` seconds."""
-    env = {**os.environ, **TF_ENVIRONMENT, "TF_ENABLE_ONEDNN_OPTS": "1" if onednn else "0"}
-    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                          timeout=timeout, check=False)
-    lines = done.stdout.strip().splitlines()
-    if done.returncode != 0 or not lines:
-        raise RuntimeError(f"the subprocess failed (exit {done.returncode}):\n{done.stderr[-2000:]}")
-    return json.loads(lines[-1])
+    """:func:`start_with_kernels` and wait: the JSON value ``code`` prints last."""
+    return start_with_kernels(code, onednn=onednn, timeout=timeout).result()
