@@ -17,22 +17,26 @@ export TF_CPP_MIN_LOG_LEVEL := 2
 export TF_ENABLE_ONEDNN_OPTS ?= 1
 NBVAL := $(PY) -m pytest -q --nbval --nbval-current-env --nbval-sanitize-with notebooks/sanitize.cfg notebooks
 
-.PHONY: help setup data reports test test-fast nbval notebooks lab lint clean lock bench reproduce-check
+.PHONY: help setup data reports test test-fast nbval notebooks lab site site-check chromium lint clean lock bench reproduce-check
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 setup: $(STAMP) ## create .venv from requirements.lock and install xentlab (editable); no-op when up to date
 
-$(STAMP): requirements.lock pyproject.toml
+$(STAMP): requirements.lock pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 	$(VENV)/bin/uv pip sync --quiet --python $(PY) requirements.lock
 	$(VENV)/bin/uv pip install --quiet --python $(PY) --no-deps -e .
-	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (xentlab)" >/dev/null
+	# the committed notebooks' kernelspec is python3 / "Python 3": the same name, so they open unmodified
+	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3" >/dev/null
 	# C-level output (TensorFlow's oneDNN notice) goes to the kernel's own stderr, not into notebooks
 	$(PY) -c "import json; p = '$(VENV)/share/jupyter/kernels/python3/kernel.json'; k = json.load(open(p)); \
 	  k['argv'] += ['--IPKernelApp.capture_fd_output=False']; json.dump(k, open(p, 'w'), indent=1)"
+	# JupyterLab in this venv never autosaves: the committed notebooks are nbval's references
+	mkdir -p $(VENV)/share/jupyter/lab/settings
+	echo '{"@jupyterlab/docmanager-extension:plugin": {"autosave": false}}' > $(VENV)/share/jupyter/lab/settings/overrides.json
 	touch $(STAMP)
 
 data: $(STAMP) ## fetch and verify both datasets (mnist10k, then mnist, the default, cross-checked with it)
@@ -44,11 +48,11 @@ reports: data ## run every notebook with papermill into reports/$(PROFILE)/ (PRO
 	$(PY) -m xentlab readme
 
 test: data ## unit, property and pipeline tests, then nbval over the committed notebooks
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -m "not browser" tests
 	$(NBVAL)
 
 test-fast: data ## unit and property tests only, no kernels or subprocesses (under 2 minutes)
-	$(PY) -m pytest -q -m "not slow" tests
+	$(PY) -m pytest -q -m "not slow and not browser" tests
 
 nbval: data ## nbval alone (TF_ENABLE_ONEDNN_OPTS=0 make nbval: under Eigen's CPU kernels)
 	$(NBVAL)
@@ -56,8 +60,40 @@ nbval: data ## nbval alone (TF_ENABLE_ONEDNN_OPTS=0 make nbval: under Eigen's CP
 notebooks: data ## re-execute the committed notebooks in place with their default parameters
 	$(PY) -m xentlab notebooks
 
-lab: $(STAMP) ## start JupyterLab on the venv's python3 kernel
-	$(VENV)/bin/jupyter lab --notebook-dir=notebooks
+# Extra flags for `make lab`, e.g. LAB_FLAGS="--no-browser --port 8890"; --allow-root is added for root.
+LAB_FLAGS ?=
+lab: $(STAMP) ## start JupyterLab at the repository's root (so every link resolves), opened on notebook 01; LAB_FLAGS="..." adds flags
+	$(VENV)/bin/jupyter lab --ServerApp.root_dir=$(CURDIR) \
+	  --LabApp.default_url=/lab/tree/notebooks/01_batch_mean.ipynb \
+	  $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_FLAGS)
+
+# MathJax for the site's maths, served from the site itself (it builds and reads offline): the npm
+# package, hash-checked.
+MATHJAX := build/mathjax/es5/tex-mml-chtml.js
+MATHJAX_SHA256 := 1b9c0a1c44df864e915690558e72adb9cc5203360daefd385084ced3b6c64c09
+$(MATHJAX):
+	mkdir -p build/mathjax
+	cd build && npm pack mathjax@3.2.2 --silent >/dev/null
+	echo "$(MATHJAX_SHA256)  build/mathjax-3.2.2.tgz" | sha256sum --check --quiet
+	tar xzf build/mathjax-3.2.2.tgz -C build/mathjax --strip-components=1 package/es5
+	rm build/mathjax-3.2.2.tgz
+
+site: $(STAMP) $(MATHJAX) ## the static site in build/site/ from the committed notebooks, docs and reports (nothing re-executed)
+	rm -rf build/site
+	$(PY) -m sphinx -q -b html -c docs/site . build/site
+	@echo "site: build/site/index.html"
+
+# Debian's chromium (and a CJK font, for the documents' Chinese in screenshots), for the browser
+# checks; installed where missing (as root, else say how).
+# CHROMIUM=/path/to/chrome uses another Chromium-based browser instead.
+chromium: ## install Debian's chromium where missing (the browser checks drive it)
+	@test -x "$${CHROMIUM:-/usr/bin/chromium}" || command -v chromium >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-wqy-zenhei >/dev/null; \
+	  else echo "chromium is missing: sudo apt-get install chromium (or set CHROMIUM=/path/to/chromium)"; exit 1; fi; }
+
+site-check: site chromium ## the built site and a JupyterLab run of notebook 08, in headless Chromium
+	$(PY) -m xentlab site-check build/site
+	$(PY) -m pytest -q -m browser tests
 
 lint: $(STAMP) ## ruff over src, tests and notebooks
 	$(VENV)/bin/ruff check src tests notebooks

@@ -88,9 +88,8 @@ def test_real_notebooks_validate_parameters_before_computing(notebook, params, m
     out.mkdir()
     (out / "README.md").write_text("previous")
     with pytest.raises(reports.ReportError, match=message) as err:
-        reports.run_reports("bad", only=[notebook], out=out, html=False,
-                            profiles={"bad": {notebook: params}})
-    assert "ValueError" in str(err.value)
+        reports.run_reports("bad", only=[notebook], out=out, profiles={"bad": {notebook: params}})
+    assert "ParameterError" in str(err.value)
     # the Setup cell, right after the parameters and papermill's injected cell, before TensorFlow
     assert "(execution count 3)" in str(err.value)
     assert (out / "README.md").read_text() == "previous"

@@ -218,16 +218,34 @@ def test_claim_sections_are_numbered_headings(path):
 
 
 def test_the_readmes_generated_sections_are_up_to_date():
-    """The notebooks table, the decision guide and the paper summary between the README's markers
-    are what ``python -m xentlab readme`` writes from the committed reports, verbatim: no number in
-    them is typed by hand (run ``make reports`` or ``python -m xentlab readme`` after a report)."""
+    """The timing line, the decision table, the notebooks table and document 002's headline between
+    the README's markers are what ``python -m xentlab readme`` writes from the committed reports,
+    verbatim: no number in them is typed by hand (run ``make reports`` or ``python -m xentlab
+    readme`` after a report)."""
     from xentlab import readme
     from xentlab.config import PROJECT_ROOT
 
     text = (PROJECT_ROOT / "README.md").read_text()
     assert readme.render(text) == text, "README's generated sections are stale: run python -m xentlab readme"
     guide = (PROJECT_ROOT / "reports" / "ci" / "decision_guide.md").read_text()
-    assert guide.startswith("## Which cross-entropy should I use?")
+    assert guide.startswith("# Which cross-entropy should I use?")
+
+
+def test_the_readme_is_short_and_its_prose_holds_no_number():
+    """At most 15 KB; outside the generated sections, code and link targets, no number but a
+    notebook's (``01``), a document's (``002``) or a version required (``Python 3.11``,
+    ``TensorFlow 2``): every measured number is generated."""
+    import re
+
+    from xentlab.config import PROJECT_ROOT
+
+    text = (PROJECT_ROOT / "README.md").read_text()
+    assert len(text.encode()) <= 15 * 1024
+    prose = re.sub(r"<!-- ([a-z-]+):begin -->.*?<!-- \1:end -->", "", text, flags=re.S)
+    prose = re.sub(r"```.*?```|`[^`]*`|\]\([^)]*\)", "", prose, flags=re.S)  # code, link targets
+    prose = re.sub(r"\b(Python|TensorFlow|Keras) \d[\d.]*", "", prose)  # versions required
+    numbers = [n for n in re.findall(r"\d[\d.,]*\d|\d", prose) if not re.fullmatch(r"0\d|00\d", n)]
+    assert not numbers, f"numbers typed into the README's prose: {numbers}"
 
 
 def test_readme_render_replaces_between_markers_and_refuses_missing_ones():
@@ -249,8 +267,9 @@ def test_notebook_table_counts_each_notebooks_verdicts(tmp_path):
         (reps / profile).mkdir(parents=True)
         (reps / profile / "claims.json").write_text(json.dumps(
             [{"notebook": "01_a", "source": "000_x.txt", "verdict": v} for v in verdicts]))
+    (reps / "ci" / "provenance.json").write_text(json.dumps({"notebooks": [{"name": "01_a", "seconds": 95.0}]}))
     row = readme.notebook_table(nbs, reps).splitlines()[2]
-    assert row == ("| [01_a](notebooks/01_a.ipynb) | Why mean? | `000_…` | [1 ✅ · 1 ⏸️](reports/ci/README.md) | "
+    assert row == ("| [01_a](notebooks/01_a.ipynb) | Why mean? | `000_…` | 2 min | [1 ✅ · 1 ⏸️](reports/ci/README.md) | "
                    "[1 ✅ · 1 ❌](reports/paper/README.md) |")
 
 
@@ -271,3 +290,48 @@ def test_every_registered_claim_is_checked_by_exactly_one_notebook():
             owners.setdefault(claim_id, []).append(path.stem)
     assert set(owners) == set(claims.CLAIMS), sorted(set(claims.CLAIMS) ^ set(owners))
     assert all(len(v) == 1 for v in owners.values()), {k: v for k, v in owners.items() if len(v) > 1}
+
+
+#: Terms a notebook may use that a reader may not know, each with the glossary heading (its anchor)
+#: that defines it. A term that a notebook uses and whose heading is missing fails the test below.
+GLOSSARY_TERMS = {
+    "logit": "logit", "one-hot": "one-hot-soft-label-label-smoothing",
+    "soft label": "one-hot-soft-label-label-smoothing", "label smoothing": "one-hot-soft-label-label-smoothing",
+    "nats": "nat-decade", "decades": "nat-decade", "per-example": "per-example-loss-reduction",
+    "ulp": "ulp", "subnormal": "underflow-subnormal-flush-to-zero", "flush": "underflow-subnormal-flush-to-zero",
+    "logit gap": "logit-gap-saturated-softmax", "saturated": "logit-gap-saturated-softmax",
+    "logsumexp": "log-sum-exp-logsumexp", "log-sum-exp": "log-sum-exp-logsumexp", "oracle": "oracle",
+    "clip": "clipping-epsilon-ε-renormalisation", "renormalis": "clipping-epsilon-ε-renormalisation",
+    "oneDNN": "onednn-and-eigen-kernels", "kernel set": "onednn-and-eigen-kernels",
+    "op determinism": "op-determinism", "Grappler": "grappler", "XLA": "xla", "fused": "fused-kernel",
+    "composite": "composite", "traced graph": "traced-graph-constant-folding",
+    "constant folding": "traced-graph-constant-folding", "subgradient": "subgradient", "focal": "focal-loss",
+    "zero gradient": "zero-gradient-fraction-gradient-norm", "gradient norm": "zero-gradient-fraction-gradient-norm",
+    "floor": "floor-and-bandwidth-bound", "bandwidth": "floor-and-bandwidth-bound",
+    "multi-hot": "multi-hot-label-exact-set-accuracy-macro-f1-decision-threshold",
+    "macro F1": "multi-hot-label-exact-set-accuracy-macro-f1-decision-threshold",
+    "entry point": "entry-point", "mixed precision": "mixed-precision-dtype-policy-bfloat16",
+    "bfloat16": "mixed-precision-dtype-policy-bfloat16", "loss scal": "loss-scaling",
+    "papermill": "papermill", "nbval": "nbval", "profile": "profile", "verdict": "verdict",
+}
+
+
+def test_the_glossary_defines_every_term_the_notebooks_use():
+    """Each term of :data:`GLOSSARY_TERMS` that a committed notebook's text uses (its markdown or
+    what it prints) has its heading in docs/glossary.md; the failure lists the terms it lacks."""
+    import re
+
+    from xentlab.config import PROJECT_ROOT
+    from xentlab.reports import heading_slug
+
+    glossary = (PROJECT_ROOT / "docs" / "glossary.md").read_text()
+    anchors = {heading_slug(line[3:]) for line in glossary.splitlines() if line.startswith("## ")}
+    text = ""
+    for path in NOTEBOOKS:
+        for c in json.loads(path.read_text())["cells"]:
+            text += "".join(c["source"]) if c["cell_type"] == "markdown" else ""
+            for o in c.get("outputs", []):
+                text += "".join(o.get("text", "")) + "".join(o.get("data", {}).get("text/markdown", ""))
+    used = {t for t in GLOSSARY_TERMS if re.search(r"\b" + re.escape(t), text, re.IGNORECASE)}
+    lacking = sorted(t for t in used if GLOSSARY_TERMS[t] not in anchors)
+    assert not lacking, f"terms the notebooks use and docs/glossary.md lacks: {lacking}"

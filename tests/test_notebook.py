@@ -92,3 +92,30 @@ def test_setup_checks_the_parameters_before_it_touches_anything(monkeypatch, tmp
     assert earlier.exists() and "TF_ENABLE_ONEDNN_OPTS" not in os.environ
     with pytest.raises(ValueError, match="no parameters"):
         notebook.setup("99_bad", steps=notebook.integer(1))
+
+
+def test_parameter_error_renders_as_one_line():
+    """IPython shows an exception with ``_render_traceback_`` by those lines alone."""
+    with pytest.raises(notebook.ParameterError) as caught:
+        notebook.check_params({"steps": -3}, steps=notebook.integer(1))
+    assert caught.value._render_traceback_() == [
+        "ParameterError: parameter steps must be an integer >= 1, got -3"]
+
+
+@pytest.mark.slow
+def test_a_bad_papermill_parameter_fails_in_the_setup_cell_with_one_line(tmp_path, monkeypatch):
+    """Run by papermill, notebook 08 with ``classes=-3`` stops in its Setup cell with the one-line
+    error and the notebook's earlier record untouched."""
+    import papermill as pm
+
+    monkeypatch.setenv(config.RUN_DIR_ENV, str(tmp_path))
+    earlier = tmp_path / "metrics" / "08_which_cross_entropy.json"
+    earlier.parent.mkdir(parents=True)
+    earlier.write_text("{}")
+    with pytest.raises(pm.PapermillExecutionError) as caught:
+        pm.execute_notebook(config.NOTEBOOKS_DIR / "08_which_cross_entropy.ipynb", tmp_path / "out.ipynb",
+                            parameters={"classes": -3}, kernel_name="python3", progress_bar=False)
+    err = caught.value
+    assert err.ename == "ParameterError" and err.traceback == [
+        "ParameterError: parameter classes must be an integer in [3, 1000], got -3"]
+    assert earlier.read_text() == "{}"

@@ -13,7 +13,7 @@ def test_smoke_profile_runs_a_training_notebook_end_to_end(tmp_path):
     few steps on mnist10k. Every stage runs for real: papermill, the notebook's records, the
     claims with computed verdicts, the figures, provenance and the report's README."""
     name = "05_keras_categorical_crossentropy"
-    out = reports.run_reports("smoke", only=["05"], out=tmp_path / "smoke", html=False)
+    out = reports.run_reports("smoke", only=["05"], out=tmp_path / "smoke")
     claims = json.loads((out / "claims.json").read_text())
     assert claims and {c["notebook"] for c in claims} == {name}
     assert {c["verdict"] for c in claims} <= set(record.VERDICTS)

@@ -63,14 +63,14 @@ def test_smoke_profile_writes_a_complete_report(notebooks, tmp_path):
     assert claims[0]["notebook"] == "01_ok" and claims[0]["measured"] == 3
     assert json.loads((out / "metrics" / "01_ok.json").read_text()) == {"n": 3}
     assert (out / "figures" / "01_ok_line.png").exists()
-    assert (out / "html" / "01_ok.html").exists()
+    assert not (out / "html").exists()  # the site shows the executed notebooks
     assert (out / "notebooks" / "01_ok.ipynb").exists()
     readme = (out / "README.md").read_text()
     assert "## Claims ledger" in readme and "999.n-positive" in readme and "TensorFlow" in readme
     prov = json.loads((out / "provenance.json").read_text())
     assert prov["profile"] == "smoke" and prov["notebooks"][0]["parameters"] == {"n": 3}
     summary = (out / "summary.md").read_text()
-    assert "[`999.n-positive`](" in summary and "/rep/html/01_ok.html#Check)" in summary
+    assert "[`999.n-positive`](notebooks/01_ok.ipynb#check)" in summary
 
 
 @pytest.mark.slow
@@ -79,7 +79,7 @@ def test_failure_keeps_previous_report_and_the_failed_notebook(notebooks, tmp_pa
     out.mkdir()
     (out / "README.md").write_text("previous report")
     with pytest.raises(reports.ReportError) as err:
-        reports.run_reports("ci", out=out, notebooks_dir=notebooks, profiles=SMOKE, html=False)
+        reports.run_reports("ci", out=out, notebooks_dir=notebooks, profiles=SMOKE)
     message = str(err.value)
     assert "02_fail" in message and "ZeroDivisionError" in message and "cell" in message
     assert (out / "README.md").read_text() == "previous report"
@@ -93,7 +93,7 @@ def test_wrongly_typed_parameter_fails_with_the_notebooks_message(notebooks, tmp
     profiles = {"ci": {"01_ok": {"n": "three"}}}
     with pytest.raises(reports.ReportError, match="n must be a positive int"):
         reports.run_reports("ci", only=["01_ok"], out=tmp_path / "rep", notebooks_dir=notebooks,
-                            profiles=profiles, html=False)
+                            profiles=profiles)
     assert not (tmp_path / "rep").exists()
 
 
@@ -143,8 +143,7 @@ def test_readme_ledger_groups_by_document_and_flags_refuted():
             "datasets": {}, "notebooks": []}
     text = reports.render_readme(prov, claims, [])
     assert text.index("000_y.txt") < text.index("001_x.txt")
-    assert "❌ **refuted**" in text and "(html/02_n.html#Where-they-part)" in text
-    assert "[`001.a`](notebooks/02_n.ipynb)" in text and "| two, rounded |" in text
+    assert "❌ **refuted**" in text and "[`001.a`](notebooks/02_n.ipynb#where-they-part)" in text and "| two, rounded |" in text
     assert "1 reproduced, 0 partly true, 1 refuted, 1 untested" in text
     assert "⏸️ untested (budget: 300 of 20,000 steps) |" in text
 
@@ -162,7 +161,7 @@ def test_readme_ledger_puts_cited_sources_after_the_documents():
             "datasets": {}, "notebooks": []}
     text = reports.render_readme(prov, claims, [])
     assert text.index("### Document `004_y.txt`") < text.index("### [Mixed precision](https://example.org/mp)")
-    assert "(html/09_n.html#1.-tf-first)" in text
+    assert "(notebooks/09_n.ipynb#1-tf-first)" in text
 
 
 def test_summary_lists_runs_and_sets_each_claim_beside_the_source():
@@ -180,11 +179,12 @@ def test_summary_lists_runs_and_sets_each_claim_beside_the_source():
     eigen = {"onednn": False, "TF_ENABLE_ONEDNN_OPTS": "0", "deciding_flags": [], "onednn_default": False}
     prov = {"profile": "paper", "tensorflow": "2", "keras": "3",
             "notebooks": [row, dict(row, name="01_n", seconds=61.0, parameters={}, kernels=eigen)]}
-    text = reports.render_summary(prov, claims, "reports/paper/")
+    text = reports.render_summary(prov, claims)
+    assert text.startswith("# Summary of the `paper` report")
     assert "2 claims: 0 reproduced, 1 partly, 0 refuted, 1 untested" in text
-    assert "| [03_n](reports/paper/html/03_n.html) | steps 20000 | mnist | 1 h 7 min | Some CPU (kernels not recorded) | `abcdef1` |" in text
+    assert "| [03_n](notebooks/03_n.ipynb) | steps 20000 | mnist | 1 h 7 min | Some CPU (kernels not recorded) | `abcdef1` |" in text
     assert "| defaults | mnist | 61 s | Some CPU (Eigen kernels) |" in text
-    assert ("| [`002.a`](reports/paper/html/03_n.html#4.-The-run): trains to 0.987 | test accuracy 0.987, "
+    assert ("| [`002.a`](notebooks/03_n.ipynb#4-the-run): trains to 0.987 | test accuracy 0.987, "
             "tolerance 0.01 | test accuracy 0.970 after 20,000 steps | ⚠️ **partly** |") in text
     assert "| x 1 | ⏸️ untested (budget: 300 steps) |" in text
 
@@ -224,7 +224,7 @@ def test_relative_out_folder_keeps_the_records(notebooks, tmp_path, monkeypatch)
     """The kernels run in the notebooks' folder: a relative --out must still collect records."""
     monkeypatch.chdir(tmp_path)
     out = reports.run_reports("smoke", only=["01"], out=Path("rel"), notebooks_dir=notebooks,
-                              profiles=SMOKE, html=False)
+                              profiles=SMOKE)
     assert out == tmp_path / "rel"
     assert [c["id"] for c in json.loads((out / "claims.json").read_text())] == ["999.n-positive"]
 
@@ -241,7 +241,7 @@ def test_failure_while_assembling_keeps_the_previous_report(notebooks, tmp_path,
     monkeypatch.setattr("xentlab.reports.run.render_readme", broken)
     with pytest.raises(KeyError):
         reports.run_reports("smoke", only=["01"], out=out, notebooks_dir=notebooks,
-                            profiles=SMOKE, html=False)
+                            profiles=SMOKE)
     assert (out / "README.md").read_text() == "previous report"
     assert (tmp_path / "rep.failed" / "notebooks" / "01_ok.ipynb").exists()
     assert not list(tmp_path.glob(".tmp-*"))
@@ -261,10 +261,10 @@ def two_notebooks(tmp_path):
 def test_only_replaces_that_notebooks_part_and_keeps_the_others(two_notebooks, tmp_path):
     out = tmp_path / "rep"
     reports.run_reports("ci", only=["01", "03"], out=out, notebooks_dir=two_notebooks, profiles={"ci": {}})
-    kept = (out / "html" / "01_ok.html").read_text()
+    kept = (out / "notebooks" / "01_ok.ipynb").read_text()
     profiles = {"ci": {"03_ok": {"n": 5}}}
     reports.run_reports("ci", only=["03"], out=out, notebooks_dir=two_notebooks, profiles=profiles)
-    assert (out / "html" / "01_ok.html").read_text() == kept  # not re-run, not re-rendered
+    assert (out / "notebooks" / "01_ok.ipynb").read_text() == kept  # not re-run
     claims = {c["id"]: c for c in json.loads((out / "claims.json").read_text())}
     assert claims["999.n-positive"]["measured"] == 2 and claims["998.n-positive"]["measured"] == 5
     prov = json.loads((out / "provenance.json").read_text())

@@ -1,4 +1,4 @@
-"""Command line: ``python -m xentlab {data,reports,notebooks,readme,bench,reproduce-check}``."""
+"""Command line: ``python -m xentlab {data,reports,notebooks,readme,bench,reproduce-check,site-check}``."""
 
 from __future__ import annotations
 
@@ -23,7 +23,9 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--only", nargs="+", metavar="NOTEBOOK", help="e.g. 03 or 03_log_zero_collapse")
     rep.add_argument("--dataset", choices=DATASETS, help="override every notebook's dataset")
     rep.add_argument("--out", type=Path, help="output folder (default reports/<profile>/)")
-    rep.add_argument("--no-html", action="store_true", help="skip the HTML export")
+    rep.add_argument("--rebuild", action="store_true",
+                     help="run nothing: rewrite claims.json, provenance.json, README.md and "
+                          "summary.md of the report from its parts")
 
     nbs = sub.add_parser("notebooks", help="re-execute the committed notebooks in place")
     nbs.add_argument("--only", nargs="+", metavar="NOTEBOOK")
@@ -40,6 +42,10 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--only", nargs="+", metavar="NOTEBOOK")
     check.add_argument("--keep", type=Path, metavar="DIR",
                        help="keep the first run as a full report here (e.g. reports/ci)")
+
+    site = sub.add_parser("site-check", help="check the built static site in headless Chromium")
+    site.add_argument("site", type=Path, nargs="?", default=Path("build/site"),
+                      help="the built site (make site; default build/site)")
     return parser
 
 
@@ -62,13 +68,16 @@ def main(argv: list[str] | None = None) -> int:
             path = data.prepare(args.dataset, force=args.force)
             print(f"{args.dataset}: ready at {path}")
         elif args.command == "reports":
-            from xentlab.reports import run_reports
+            from xentlab.config import REPORTS_DIR
+            from xentlab.reports import rebuild, run_reports
 
-            out = run_reports(
-                args.profile, only=args.only, dataset=args.dataset, out=args.out,
-                html=not args.no_html,
-            )
-            print(f"report written to {out}")
+            if args.rebuild:
+                out = args.out or REPORTS_DIR / args.profile
+                rebuild(out, args.profile)
+                print(f"report rebuilt from its parts in {out}")
+            else:
+                out = run_reports(args.profile, only=args.only, dataset=args.dataset, out=args.out)
+                print(f"report written to {out}")
         elif args.command == "notebooks":
             from xentlab.reports import discover, execute_in_place, select_notebooks
 
@@ -89,6 +98,19 @@ def main(argv: list[str] | None = None) -> int:
                 print(line)
             print(f"reproduce-check: {len(differences)} difference(s)")
             return 1 if differences else 0
+        elif args.command == "site-check":
+            from xentlab.browser import check_site
+
+            if not (args.site / "README.html").exists():
+                raise ValueError(f"no built site at {args.site}: run `make site` first")
+            report = check_site(args.site)
+            problems = (report.console_errors + report.broken_links + report.broken_anchors
+                        + report.broken_images)
+            for line in problems:
+                print(f"  {line}")
+            print(f"site-check: {len(report.pages)} pages, {len(problems)} problem(s), search found "
+                  f"{report.search_hits} result(s); screenshots: {', '.join(report.screenshots)}")
+            return 0 if report.ok else 1
     except ValueError as err:  # bad arguments, found before anything ran
         print(f"error: {err}", file=sys.stderr)
         return 2

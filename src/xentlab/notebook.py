@@ -17,8 +17,17 @@ from typing import Any
 
 from xentlab import config, runtime
 
-__all__ = ["BOOLEAN", "Rule", "check_params", "choice", "error_line", "integer", "integers", "number",
+__all__ = ["BOOLEAN", "ParameterError", "Rule", "check_params", "choice", "error_line", "integer", "integers", "number",
            "setup"]
+
+class ParameterError(ValueError):
+    """Wrong or missing notebook parameters. IPython (and so a notebook run by papermill) shows
+    it as its one line instead of a traceback: IPython renders an exception with a
+    ``_render_traceback_`` method by that method's lines."""
+
+    def _render_traceback_(self) -> list[str]:
+        return [f"ParameterError: {self}"]
+
 
 #: A parameter rule: returns what the value must be when it is wrong, None when it is right.
 Rule = Callable[[Any], str | None]
@@ -90,7 +99,8 @@ BOOLEAN: Rule = lambda v: None if isinstance(v, bool) else "True or False"  # no
 
 def check_params(params: Mapping[str, Any], **rules: Rule) -> None:
     """Check each named parameter in ``params`` (a notebook passes ``globals()``) against its
-    rule; raise one ``ValueError`` listing every wrong or missing parameter."""
+    rule; raise one :class:`ParameterError` (a ``ValueError``) listing every wrong or missing
+    parameter."""
     problems = []
     for name, rule in rules.items():
         if name not in params:
@@ -98,7 +108,7 @@ def check_params(params: Mapping[str, Any], **rules: Rule) -> None:
         elif (what := rule(params[name])) is not None:
             problems.append(f"parameter {name} must be {what}, got {params[name]!r}")
     if problems:
-        raise ValueError("; ".join(problems))
+        raise ParameterError("; ".join(problems))
 
 
 def error_line(fn: Callable[[], Any]) -> str | None:

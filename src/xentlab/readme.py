@@ -3,10 +3,14 @@
 A generated section sits between ``<!-- name:begin -->`` and ``<!-- name:end -->``; nothing
 between the markers is typed by hand, so no number in it can drift from the report it comes from:
 
+- ``timing``: how long the last ``ci`` report took, on which CPU (:func:`timing`);
+- ``decision-table``: the decision guide's answer as a short table, from the atlas rows of the
+  ``ci`` report (:func:`xentlab.atlas.decision_table`);
 - ``notebooks``: one row per notebook: its question (the notebook's H1 title), its sources (from
-  its claims) and the verdict counts of the ``ci`` and ``paper`` reports (:func:`notebook_table`);
-- ``decision-guide``: ``reports/ci/decision_guide.md`` (notebook 08 writes it);
-- ``paper-summary``: ``reports/paper/summary.md`` (the paper report writes it).
+  its claims), its ``ci`` wall time and the verdict counts of the ``ci`` and ``paper`` reports
+  (:func:`notebook_table`);
+- ``headline``: document 002's comparison at the documents' scale, from the ``paper`` report's
+  claims (:func:`headline`).
 
 ``make reports`` runs it after the report; a test checks that it leaves the committed README as it is.
 """
@@ -21,15 +25,24 @@ from typing import Any
 
 from xentlab.config import NOTEBOOKS_DIR, PROJECT_ROOT, REPORTS_DIR
 
-__all__ = ["SECTIONS", "notebook_table", "render", "write"]
+__all__ = ["SECTIONS", "headline", "notebook_table", "render", "timing", "write"]
 
 #: Short verdict marks for the counts (the ledger's full marks are ``reports.MARKS``).
 _MARKS = {"reproduced": "✅", "partly": "⚠️", "refuted": "❌", "untested": "⏸️"}
 
+#: Document 002's three methods, as its claims name them, in the headline's order.
+_HEADLINE = (("002.manual-collapses", "(1) `reduce_sum(-y * log(softmax + 1e-10))`"),
+             ("002.log-softmax-trains", "(2) `log_softmax`"),
+             ("002.fused-trains", "(3) `softmax_cross_entropy_with_logits`"))
+
+
+def _read(profile: str, name: str, reports_dir: Path) -> Any:
+    path = reports_dir / profile / name
+    return json.loads(path.read_text()) if path.exists() else None
+
 
 def _claims(profile: str, reports_dir: Path) -> list[dict[str, Any]]:
-    path = reports_dir / profile / "claims.json"
-    return json.loads(path.read_text()) if path.exists() else []
+    return _read(profile, "claims.json", reports_dir) or []
 
 
 def _title(notebook: Path) -> str:
@@ -51,28 +64,82 @@ def _sources(claims: list[dict[str, Any]]) -> str:
     return ", ".join(shown) or "all documents (beyond them)"
 
 
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
+
+
 def notebook_table(notebooks_dir: Path = NOTEBOOKS_DIR, reports_dir: Path = REPORTS_DIR) -> str:
-    """A Markdown table, one row per committed notebook: link, question, sources, and the
-    verdict counts of its claims in ``reports/ci`` and ``reports/paper`` (linking each ledger)."""
+    """A Markdown table, one row per committed notebook: link, question, sources, the notebook's
+    wall time in the ``ci`` report and the verdict counts of its claims in ``reports/ci`` and
+    ``reports/paper`` (linking each ledger)."""
     by_profile = {p: _claims(p, reports_dir) for p in ("ci", "paper")}
-    lines = ["| notebook | question | sources | `ci` verdicts | `paper` verdicts |",
-             "|---|---|---|---|---|"]
+    seconds = {nb["name"]: nb["seconds"] for nb in (_read("ci", "provenance.json", reports_dir) or {}).get("notebooks", [])}
+    lines = ["| notebook | question | sources | `ci` run | `ci` verdicts | `paper` verdicts |",
+             "|---|---|---|---|---|---|"]
     for nb in sorted(notebooks_dir.glob("[0-9][0-9]_*.ipynb")):
         mine = {p: [c for c in claims if c["notebook"] == nb.stem] for p, claims in by_profile.items()}
+        took = _duration(seconds[nb.stem]) if nb.stem in seconds else "—"
         lines.append(f"| [{nb.stem}](notebooks/{nb.name}) | {_title(nb)} | {_sources(mine['ci'] or mine['paper'])} | "
-                     + " | ".join(f"[{_counts(mine[p])}](reports/{p}/README.md)" for p in ("ci", "paper")) + " |")
+                     f"{took} | " + " | ".join(f"[{_counts(mine[p])}](reports/{p}/README.md)" for p in ("ci", "paper")) + " |")
     return "\n".join(lines)
 
 
-def _report_file(profile: str, name: str) -> Callable[[], str]:
-    return lambda: (REPORTS_DIR / profile / name).read_text().strip()
+def timing(reports_dir: Path = REPORTS_DIR) -> str:
+    """One sentence: the ``ci`` report's total notebook time, its CPU and kernel set."""
+    prov = _read("ci", "provenance.json", reports_dir)
+    if not prov:
+        return "No `ci` report yet: run `make reports`."
+    nbs = prov["notebooks"]
+    onednn = {bool(nb.get("kernels", {}).get("onednn")) for nb in nbs}
+    kernels = {frozenset({True}): "oneDNN's kernels", frozenset({False}): "Eigen's kernels"}.get(frozenset(onednn), "both kernel sets")
+    return (f"The committed `ci` report ran its {len(nbs)} notebooks in {_duration(sum(nb['seconds'] for nb in nbs))} "
+            f"on {prov['processor']} ({prov['machine']}, {kernels}); each notebook's time is in the "
+            f"[table below](#notebooks) and its provenance in [`reports/ci/`](reports/ci/README.md).")
+
+
+def decision_table(reports_dir: Path = REPORTS_DIR) -> str:
+    """The decision guide's short table, from the atlas rows that notebook 08 saved in the ``ci``
+    report's metrics."""
+    from xentlab.atlas import Atlas, decision_table as table
+
+    metrics = _read("ci", "metrics/08_which_cross_entropy.json", reports_dir)
+    if not metrics:
+        return "No atlas in `reports/ci` yet: run `make reports`."
+    return table(Atlas(**{s: metrics["atlas"][s] for s in Atlas.SECTIONS}, settings={}, seconds={})).strip()
+
+
+def _accuracy(measured: dict[str, Any]) -> str:
+    zero = measured.get("zero_gradient_fraction")
+    return f"{measured['test_accuracy']:.4f}" + (f" ({zero:.1%} of updates with an exactly zero gradient)"
+                                                  if zero is not None else "")
+
+
+def headline(reports_dir: Path = REPORTS_DIR) -> str:
+    """Document 002's three methods at the ``paper`` budget: what the document printed beside the
+    ``paper`` report's measurement (both kernel sets for method (1), where the report has both)."""
+    claims = {c["id"]: c for c in _claims("paper", reports_dir)}
+    if not all(i in claims for i, _ in _HEADLINE):
+        return "No `paper` part of notebook 03 yet: run `python -m xentlab reports --profile paper --only 03`."
+    run = claims[_HEADLINE[0][0]]["measured"]
+    lines = [f"Test accuracy after {run['steps']:,} steps of batch {run['batch_size']} on `{run['dataset']}` "
+             "([`reports/paper`](reports/paper/README.md), notebook 03):", "",
+             "| method | the document | measured here | verdict |", "|---|---|---|---|"]
+    for claim_id, method in _HEADLINE:
+        c = claims[claim_id]
+        m = c["measured"]
+        by_kernels = {k: m[k] for k in ("oneDNN", "Eigen") if isinstance(m.get(k), dict)}
+        here = ("; ".join(f"{k}: {_accuracy(v)}" for k, v in by_kernels.items()) if by_kernels
+                else _accuracy(m))
+        lines.append(f"| {method} | {c['expected']['test_accuracy']} | {here} | {_MARKS[c['verdict']]} {c['verdict']} |")
+    return "\n".join(lines)
 
 
 #: Each generated section's name and what writes it.
 SECTIONS: dict[str, Callable[[], str]] = {
+    "timing": timing,
+    "decision-table": decision_table,
     "notebooks": notebook_table,
-    "decision-guide": _report_file("ci", "decision_guide.md"),
-    "paper-summary": _report_file("paper", "summary.md"),
+    "headline": headline,
 }
 
 

@@ -73,6 +73,7 @@ from __future__ import annotations
 from xentlab.atlas.guide import (
     GUIDE_ENTRIES,
     decision_guide,
+    decision_table,
 )
 from xentlab.atlas.measure import (
     BAD_CASES,
@@ -179,6 +180,7 @@ __all__ = [
     "bad_label_cell",
     "bad_labels",
     "decision_guide",
+    "decision_table",
     "entry",
     "entry_rows",
     "extreme_rows",

@@ -257,3 +257,35 @@ def decision_guide(atlas: Atlas) -> str:
     head = T.HEAD.format(tensorflow=s["tensorflow"], keras=s["keras"], classes=s["classes"],
                          batch=s["batch"], seed=s["seed"], sampled_classes=2 * s["classes"])
     return head + "\n".join(r for r in rules if r) + "\n"
+
+
+def _or(*calls: str) -> str:
+    return " or ".join(f"`{c}`" for c in calls)
+
+
+def decision_table(atlas: Atlas) -> str:
+    """The answer of :func:`decision_guide` as a short Markdown table (the README's): one row per
+    label format and model output, the call, and one measured reason. Rows whose measurements are
+    missing from ``atlas`` are left out."""
+    measured = [g for g in GAPS if _acc(atlas, SPARSE, f"gap {g:g}") is not None]
+    g = max(measured) if measured else max(GAPS)
+    gap, gap_text = f"gap {g:g}", T.GAP.format(gap=g)
+
+    def exact(name: str, template: str = T.TABLE_EXACT) -> str | None:
+        r = _acc(atlas, name, gap)
+        if r is None:
+            return None
+        return template.format(gap_text=gap_text, rel_error=fmt_small(r["rel_error"]),
+                               grad=T.GRAD_FINITE if r["grad_finite"] else T.GRAD_NOT_FINITE)
+
+    rows = [("integer `[B]`", "logits", _or(SPARSE, KERAS_SPARSE), exact(SPARSE)),
+            ("one-hot or soft `[B,C]`", "logits", _or(SOFTMAX, KERAS_CCE), exact(SOFTMAX)),
+            ("multi-hot `[B,C]`", "logits", _or(SIGMOID, KERAS_BCE), exact(SIGMOID, T.TABLE_INDEPENDENT))]
+    p = _acc(atlas, KERAS_CCE_PROBS, "gap 100")
+    if p is not None:
+        grad = T.GRAD_ZERO if p["grad_max_abs"] == 0 else T.GRAD_AT_MOST.format(grad=fmt_small(p["grad_max_abs"]))
+        rows.append(("one-hot `[B,C]`", "probabilities", T.TABLE_LOGITS_INSTEAD,
+                     T.TABLE_PROBABILITIES.format(keras_probs=KERAS_CCE_PROBS, value=fmt_value(p["value"]),
+                                                  oracle=fmt_value(p["oracle"]), grad=grad)))
+    return T.TABLE_HEAD + "".join(T.TABLE_ROW.format(labels=a, outputs=b, call=c, why=w)
+                                  for a, b, c, w in rows if w is not None)

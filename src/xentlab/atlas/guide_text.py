@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 HEAD = (
-    "## Which cross-entropy should I use?\n\nMeasured by `xentlab.atlas.measure()` with TensorFlow "
+    "# Which cross-entropy should I use?\n\nMeasured by `xentlab.atlas.measure()` with TensorFlow "
     "{tensorflow} and Keras {keras} ({classes} classes); errors are against a float64 oracle. "
     "Inputs: label formats, bad labels and reductions on a batch of {batch} with logits drawn from "
     "N(0, 2²) and random labels (NumPy seed {seed}), so their differences from the oracle are those "
@@ -122,3 +122,13 @@ AVOID_DETERMINISM = ("expecting the fused kernels under op determinism "
                      "(`tf.config.experimental.enable_op_determinism()`): the traced graph of "
                      "`{sparse}` then has no fused op but a LogSoftmax composite ({on} ops instead "
                      "of {off}), and so does every Keras loss built on it")
+
+# The short table of :func:`xentlab.atlas.decision_table` (the README's answer).
+TABLE_HEAD = ("| labels | the model outputs | call | why (measured) |\n"
+              "|---|---|---|---|\n")
+TABLE_ROW = "| {labels} | {outputs} | {call} | {why} |\n"
+TABLE_EXACT = "exact at {gap_text} (relative error {rel_error}), {grad}"
+TABLE_INDEPENDENT = "classes independent; " + TABLE_EXACT
+TABLE_PROBABILITIES = ("`{keras_probs}` clips them: {value} at a logit gap of 100 (exact: "
+                       "{oracle}), gradient {grad}")
+TABLE_LOGITS_INSTEAD = "output logits instead and use the row above"

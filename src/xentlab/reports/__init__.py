@@ -3,7 +3,7 @@ their README and summary (:mod:`.render`), and check that a profile reproduces (
 
 from __future__ import annotations
 
-from xentlab.reports.render import MARKS, kernels_text, render_readme, render_summary
+from xentlab.reports.render import MARKS, heading_slug, kernels_text, render_readme, render_summary
 from xentlab.reports.reproduce import VOLATILE, comparable, differences, reproduce_check
 from xentlab.reports.run import (
     KERNEL,
@@ -14,11 +14,14 @@ from xentlab.reports.run import (
     keep_parts,
     notebook_parameters,
     provenance,
+    rebuild,
+    relink,
+    relink_notebook,
     run_reports,
     select_notebooks,
 )
 
 __all__ = ["KERNEL", "MARKS", "VOLATILE", "NotebookRun", "ReportError", "comparable", "differences",
-           "discover", "execute_in_place", "keep_parts", "kernels_text", "notebook_parameters",
-           "provenance", "render_readme", "render_summary", "reproduce_check", "run_reports",
+           "discover", "execute_in_place", "heading_slug", "keep_parts", "kernels_text", "notebook_parameters",
+           "provenance", "rebuild", "relink", "relink_notebook", "render_readme", "render_summary", "reproduce_check", "run_reports",
            "select_notebooks"]

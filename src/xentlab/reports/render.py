@@ -4,6 +4,7 @@ from its parts."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -35,9 +36,12 @@ def _cell(value: Any, width: int = 70) -> str:
 
 
 
-def _anchor(section: str) -> str:
-    """Jupyter's heading anchor: the rendered text (no code backticks), spaces as hyphens."""
-    return section.strip().replace("`", "").replace(" ", "-")
+def heading_slug(title: str) -> str:
+    """A heading's anchor as GitHub and the static site (MyST's ``myst_heading_anchors``, which
+    ``docs/site/conf.py`` points at this function) make it: the rendered text (no code
+    backticks), lower-cased, spaces as hyphens, characters other than word characters, hyphens
+    and CJK ideographs removed (``myst_parser/slugs.py::github_slugify``)."""
+    return re.sub(r"[^\w\u4e00-\u9fff\- ]", "", title.replace("`", "").lower().replace(" ", "-"))
 
 
 
@@ -62,7 +66,7 @@ def render_readme(prov: dict[str, Any], claims: list[dict[str, Any]], figures: l
         f"{len(claims)} claims: {counts['reproduced']} reproduced, {counts['partly']} partly "
         f"true, {counts['refuted']} refuted, {counts['untested']} untested by this profile's "
         "budget. Verdicts are computed in the notebooks from what they measured; each row links to "
-        "the executed notebook and to its HTML copy at the section that shows the claim "
+        "the executed notebook's section that shows the claim "
         "(`claims.json` holds the full measured values).",
     ]
     for source in sorted({c["source"] for c in claims}, key=lambda s: (not s[:3].isdigit(), s)):
@@ -75,10 +79,9 @@ def render_readme(prov: dict[str, Any], claims: list[dict[str, Any]], figures: l
             "|---|---|---|---|---|",
         ]
         for c in (c for c in claims if c["source"] == source):
-            anchor = "#" + _anchor(c["section"]) if c.get("section") else ""
-            link = f"notebooks/{c['notebook']}.ipynb"
+            anchor = "#" + heading_slug(c["section"]) if c.get("section") else ""
             lines.append(
-                f"| [`{c['id']}`]({link}) ([html](html/{c['notebook']}.html{anchor})) | "
+                f"| [`{c['id']}`](notebooks/{c['notebook']}.ipynb{anchor}) | "
                 f"{_cell(c['statement'], 110)} | {_cell(c.get('expected_text') or _plain(c['expected']))} | "
                 f"{_cell(c.get('measured_text') or c['measured'], 240)} | {MARKS[c['verdict']]}"
                 + (f" ({_cell(c['reason'])})" if c.get("reason") else "") + " |"
@@ -101,7 +104,7 @@ def render_readme(prov: dict[str, Any], claims: list[dict[str, Any]], figures: l
     for nb in prov["notebooks"]:
         params = json.dumps(nb["parameters"]) if nb["parameters"] else "defaults"
         lines.append(
-            f"| [{nb['name']}](html/{nb['name']}.html) | {nb['seconds']} | {_cell(params, 90)} | "
+            f"| [{nb['name']}](notebooks/{nb['name']}.ipynb) | {nb['seconds']} | {_cell(params, 90)} | "
             f"`{str(nb.get('git_commit', 'unknown'))[:12]}` | {nb.get('created_utc', '')} | "
             f"{', '.join(nb.get('cpu_flags', [])) or '—'} | {kernels_text(nb)} |"
         )
@@ -129,27 +132,27 @@ def _duration(seconds: float) -> str:
 
 
 
-def render_summary(prov: dict[str, Any], claims: list[dict[str, Any]], base: str) -> str:
-    """A short results table for the project README: one row per notebook (what ran, how long,
-    on which CPU), then every claim with the source's number beside this run's. Links are
-    relative to the README, the report sitting at ``base`` (e.g. ``reports/paper/``)."""
+def render_summary(prov: dict[str, Any], claims: list[dict[str, Any]]) -> str:
+    """The report's ``summary.md``, a short results table: one row per notebook (what ran, how
+    long, on which CPU), then every claim with the source's number beside this run's."""
     counts = ", ".join(f"{sum(c['verdict'] == v for c in claims)} {v}" for v in MARKS)
-    lines = [f"Profile `{prov['profile']}`, {len(claims)} claims: {counts}. TensorFlow "
-             f"{prov['tensorflow']}, Keras {prov['keras']}; the full report is "
-             f"[{base}README.md]({base}README.md).", "",
+    lines = [f"# Summary of the `{prov['profile']}` report", "",
+             f"{len(claims)} claims: {counts}. TensorFlow {prov['tensorflow']}, Keras "
+             f"{prov['keras']}; the full report, with its ledger and figures, is "
+             "[README.md](README.md).", "",
              "| notebook | parameters (beyond the defaults) | dataset | wall time | CPU | commit |",
              "|---|---|---|---|---|---|"]
     for nb in prov["notebooks"]:
         cpu = f"{nb.get('processor', 'unknown')} ({kernels_text(nb, short=True)})"
         dataset = (nb.get("dataset") or {}).get("name", "—")
         lines.append(
-            f"| [{nb['name']}]({base}html/{nb['name']}.html) | {_cell(_plain(nb['parameters'] or 'defaults'), 90)} | "
+            f"| [{nb['name']}](notebooks/{nb['name']}.ipynb) | {_cell(_plain(nb['parameters'] or 'defaults'), 90)} | "
             f"{dataset} | {_duration(nb['seconds'])} | {cpu} | `{str(nb.get('git_commit', 'unknown'))[:7]}` |")
     lines += ["", "| claim | the source says | this run measured | verdict |", "|---|---|---|---|"]
     for c in claims:
-        anchor = "#" + _anchor(c["section"]) if c.get("section") else ""
+        anchor = "#" + heading_slug(c["section"]) if c.get("section") else ""
         lines.append(
-            f"| [`{c['id']}`]({base}html/{c['notebook']}.html{anchor}): {_cell(c['statement'], 90)} | "
+            f"| [`{c['id']}`](notebooks/{c['notebook']}.ipynb{anchor}): {_cell(c['statement'], 90)} | "
             f"{_cell(c.get('expected_text') or _plain(c['expected']), 80)} | {_cell(c.get('measured_text') or _plain(c['measured']), 160)} | "
             f"{MARKS[c['verdict']]}" + (f" ({_cell(c['reason'], 90)})" if c.get("reason") else "") + " |")
     return "\n".join(lines) + "\n"

@@ -52,15 +52,15 @@ def reproduce_check(
     """Run ``profile`` twice into temporary folders; return the differing metric/claim keys.
 
     Timing and provenance are excluded (:data:`VOLATILE`; ``provenance.json`` is not compared).
-    ``keep``: write the first run there as a full report (with HTML) instead of a temporary folder.
+    ``keep``: write the first run there as a full report instead of a temporary folder.
     """
     import tempfile
 
     with tempfile.TemporaryDirectory(prefix="xentlab-reproduce-") as tmp:
         runs = [
-            run_reports(profile, only=only, out=keep, html=True) if keep is not None
-            else run_reports(profile, only=only, out=Path(tmp) / "first", html=False),
-            run_reports(profile, only=only, out=Path(tmp) / "second", html=False),
+            run_reports(profile, only=only, out=keep) if keep is not None
+            else run_reports(profile, only=only, out=Path(tmp) / "first"),
+            run_reports(profile, only=only, out=Path(tmp) / "second"),
         ]
         files = sorted({p.relative_to(r) for r in runs for p in r.glob("metrics/*.json")})
         out = []

@@ -1,16 +1,19 @@
 """The papermill report runner: ``python -m xentlab reports`` and ``python -m xentlab notebooks``.
 
 Runs each notebook (kernel ``python3``, cwd ``notebooks/``) with a profile's parameters into a
-temporary folder next to the destination, then adds HTML, merges the claims into
-``claims.json`` and writes ``README.md`` and ``summary.md`` (:mod:`xentlab.reports.render`).
+temporary folder next to the destination (relative links in the executed copies rewritten to
+resolve from there), then merges the claims into ``claims.json`` and writes ``README.md`` and
+``summary.md`` (:mod:`xentlab.reports.render`). The static site (``make site``) shows the executed
+notebooks; no HTML is exported here.
 Only when every notebook succeeded does the folder replace ``reports/<profile>/``; on failure the
 previous report is left untouched and the run is kept in ``reports/<profile>.failed/``.
 
-A report is made of one part per notebook (its executed notebook, HTML, figures, metrics,
+A report is made of one part per notebook (its executed notebook, figures, metrics,
 ``claims/<notebook>.json`` and ``parts/<notebook>.json``, its provenance row). ``--only NN``
 starts from a copy of the existing report, replaces those notebooks' parts and rebuilds
 ``claims.json``, ``provenance.json`` and ``README.md`` from all parts, so a report that needs
-several sittings (the ``paper`` profile) can be finished notebook by notebook.
+several sittings (the ``paper`` profile) can be finished notebook by notebook; :func:`rebuild`
+rewrites those files from the parts alone, running nothing.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -155,12 +159,34 @@ def _execute(notebook: Path, output: Path, params: Params, run_dir: Path) -> Non
 
 
 
-def _html(executed: Path, dest: Path) -> None:
-    import nbformat
-    from nbconvert import HTMLExporter
+_LINK = re.compile(r"(\]\()([^)\s]+)(\))")
 
-    body, _ = HTMLExporter().from_notebook_node(nbformat.read(executed, as_version=4))
-    dest.write_text(body)
+
+def relink(markdown: str, source_dir: Path, dest_dir: Path) -> str:
+    """``markdown`` (a notebook cell written in ``source_dir``) with each relative link target
+    rewritten to resolve from ``dest_dir``; links to a notebook beside it (``02_….ipynb``), to
+    anchors and to URLs are kept."""
+
+    def fix(m: re.Match[str]) -> str:
+        target = m[2]
+        path, _, anchor = target.partition("#")
+        if not path or "://" in path or path.startswith("mailto:") or "/" not in path and path.endswith(".ipynb"):
+            return m[0]
+        new = os.path.relpath((source_dir / path).resolve(), dest_dir.resolve())
+        return f"{m[1]}{new}{'#' + anchor if anchor else ''}{m[3]}"
+
+    return _LINK.sub(fix, markdown)
+
+
+def relink_notebook(path: Path, source_dir: Path, dest_dir: Path) -> None:
+    """Apply :func:`relink` to every markdown cell of the notebook at ``path``."""
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            cell.source = relink(cell.source, source_dir, dest_dir)
+    nbformat.write(nb, path)
 
 
 
@@ -257,7 +283,6 @@ def run_reports(
     out: Path | None = None,
     notebooks_dir: Path = NOTEBOOKS_DIR,
     profiles: dict[str, dict[str, Params]] = PROFILES,
-    html: bool = True,
 ) -> Path:
     """Run the notebooks of ``profile`` into ``out`` (default ``reports/<profile>/``) atomically.
 
@@ -290,10 +315,11 @@ def run_reports(
             print(f"[{i}/{len(plan)}] {nb.stem} ...", flush=True)
             start = time.perf_counter()
             _execute(nb, tmp / "notebooks" / nb.name, params, tmp)
+            relink_notebook(tmp / "notebooks" / nb.name, nb.parent, out / "notebooks")
             runs.append(NotebookRun(nb.stem, time.perf_counter() - start, params))
             print(f"[{i}/{len(plan)}] {nb.stem} done in {runs[-1].seconds:.1f} s", flush=True)
         current = "assembling the report"
-        _assemble(tmp, profile, runs, commit, html, os.path.relpath(out, PROJECT_ROOT) + "/")
+        _assemble(tmp, profile, runs, commit)
         _replace(tmp, out)
     except BaseException as err:
         failed = out.parent / f"{out.name}.failed"
@@ -311,8 +337,7 @@ def run_reports(
 
 def _part_files(run_dir: Path, stem: str) -> list[Path]:
     """Every file of notebook ``stem``'s part of a report."""
-    named = [run_dir / "notebooks" / f"{stem}.ipynb", run_dir / "html" / f"{stem}.html",
-             run_dir / "metrics" / f"{stem}.json", run_dir / "claims" / f"{stem}.json",
+    named = [run_dir / "notebooks" / f"{stem}.ipynb", run_dir / "metrics" / f"{stem}.json", run_dir / "claims" / f"{stem}.json",
              run_dir / "parts" / f"{stem}.json"]
     return named + sorted(run_dir.glob(f"figures/{stem}_*")) + sorted(run_dir.glob(f"logs/{stem}.*"))
 
@@ -326,24 +351,25 @@ def keep_parts(previous: Path, tmp: Path, replaced: list[str]) -> None:
             path.unlink(missing_ok=True)
 
 
-def _assemble(tmp: Path, profile: str, runs: list[NotebookRun], commit: str, html: bool, base: str) -> None:
-    """The parts of the notebooks just run (HTML copy, provenance row), then ``claims.json``,
-    ``provenance.json``, ``README.md`` and ``summary.md`` (links relative to the project root,
-    the report being at ``base``) rebuilt from every part in ``tmp``."""
+def _assemble(tmp: Path, profile: str, runs: list[NotebookRun], commit: str) -> None:
+    """The parts of the notebooks just run (their provenance rows), then :func:`rebuild`."""
     (tmp / "parts").mkdir(exist_ok=True)
     for run in runs:
-        if html:
-            (tmp / "html").mkdir(exist_ok=True)
-            _html(tmp / "notebooks" / f"{run.name}.ipynb", tmp / "html" / f"{run.name}.html")
         (tmp / "parts" / f"{run.name}.json").write_text(json.dumps(part(run, tmp, commit), indent=2) + "\n")
-    claims = merge_claims(tmp)
-    (tmp / "claims.json").write_text(json.dumps(claims, indent=2) + "\n")
-    parts = [json.loads(p.read_text()) for p in sorted((tmp / "parts").glob("*.json"))]
+    rebuild(tmp, profile)
+
+
+def rebuild(run_dir: Path, profile: str) -> None:
+    """Rewrite ``claims.json``, ``provenance.json``, ``README.md`` and ``summary.md`` of the report
+    at ``run_dir`` from its parts (``python -m xentlab reports --rebuild``): nothing is run."""
+    claims = merge_claims(run_dir)
+    (run_dir / "claims.json").write_text(json.dumps(claims, indent=2) + "\n")
+    parts = [json.loads(p.read_text()) for p in sorted((run_dir / "parts").glob("*.json"))]
     prov = provenance(profile, parts)
-    (tmp / "provenance.json").write_text(json.dumps(prov, indent=2) + "\n")
-    figures = sorted((tmp / "figures").glob("*.png"))
-    (tmp / "README.md").write_text(render_readme(prov, claims, figures))
-    (tmp / "summary.md").write_text(render_summary(prov, claims, base))
+    (run_dir / "provenance.json").write_text(json.dumps(prov, indent=2) + "\n")
+    figures = sorted((run_dir / "figures").glob("*.png"))
+    (run_dir / "README.md").write_text(render_readme(prov, claims, figures))
+    (run_dir / "summary.md").write_text(render_summary(prov, claims))
 
 
 

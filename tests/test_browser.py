@@ -1,0 +1,32 @@
+"""JupyterLab as a reader uses it, in headless Chromium (``make site-check`` runs these tests).
+
+Needs Debian's chromium (``make chromium``); ``make test`` deselects them (marker ``browser``).
+"""
+
+import subprocess
+
+import pytest
+
+from xentlab.config import PROJECT_ROOT
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+
+def _status() -> str:
+    return subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"], cwd=PROJECT_ROOT,
+                          capture_output=True, text=True, check=True).stdout
+
+
+def test_jupyterlab_runs_notebook_08_and_leaves_the_tree_clean():
+    """JupyterLab, rooted and configured as ``make lab`` starts it, opens notebook 08 unmodified,
+    runs every cell without an error output, and leaves ``git status`` as it was (no autosave,
+    no checkpoint or settings file in the tree)."""
+    from xentlab.browser import lab_run_notebook, lab_server
+
+    before = _status()
+    with lab_server(PROJECT_ROOT) as url:
+        result = lab_run_notebook(url, "notebooks/08_which_cross_entropy.ipynb")
+    assert not result["dirty_on_open"], "JupyterLab marked the committed notebook modified on opening it"
+    assert result["cells_run"] == result["code_cells"] > 0
+    assert result["errors"] == []
+    assert _status() == before
