@@ -96,13 +96,13 @@ def test_save_text(run_dir):
         record.save_text("../escape.md", "x")
 
 
-def test_summary_prints_each_claim_and_returns_the_verdicts(run_dir, capsys):
-    record.claim("001.a", "s.txt", "short", 1, 1, "reproduced", measured_text="1")
-    record.claim("001.longer-id", "s.txt", "x" * 30, 1, 2, "refuted", measured_text="2")
-    capsys.readouterr()
-    assert record.summary(width=20) == {"001.a": "reproduced", "001.longer-id": "refuted"}
-    lines = capsys.readouterr().out.splitlines()
-    assert lines == ["reproduced 001.a          short", "refuted    001.longer-id  " + "x" * 19 + "…"]
+def test_summary_shows_each_claim_as_a_table_row_and_returns_the_verdicts(run_dir, capsys):
+    record.claim("001.a", "s.txt", "short | piped", 1, 1, "reproduced", measured_text="1")
+    record.claim("001.longer-id", "s.txt", "x" * 300, 1, 2, "refuted", measured_text="2")
+    assert record.summary() == {"001.a": "reproduced", "001.longer-id": "refuted"}
+    assert record.summary_table(record.claims()).splitlines() == [
+        "| verdict | claim | statement |", "|---|---|---|",
+        "| ✅ reproduced | `001.a` | short \\| piped |", "| ❌ **refuted** | `001.longer-id` | " + "x" * 300 + " |"]
 
 
 def test_untested_claim_keeps_its_reason_and_the_budget_verdict(run_dir, capsys):

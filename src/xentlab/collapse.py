@@ -143,13 +143,13 @@ def manual_facts(h: train.History) -> dict[str, Any]:
 
 
 def runs_table(runs: dict[str, train.History]) -> str:
-    """One line per run: test accuracy, exactly-zero gradient updates, median gradient norm, how
-    many classes it predicts."""
-    lines = [f"{'method (kernels)':20s} test accuracy  exactly-zero gradients  median gradient norm  "
-             "predicted classes (test set)"]
+    """A Markdown table, one row per run: test accuracy, exactly-zero gradient updates, median
+    gradient norm, how many classes it predicts."""
+    lines = ["| method (kernels) | test accuracy | exactly-zero gradients | median gradient norm | "
+             "predicted classes (test set) |", "|---|---|---|---|---|"]
     for name, h in runs.items():
-        lines.append(f"{name:20s} {h.final_test_accuracy:13.4f}  {h.zero_grad_steps / h.steps_run:22.1%}  "
-                     f"{np.median(h.grad_norm):20.3g}  {int(np.count_nonzero(h.test_prediction_counts))} of 10")
+        lines.append(f"| {name} | {h.final_test_accuracy:.4f} | {h.zero_grad_steps / h.steps_run:.1%} | "
+                     f"{np.median(h.grad_norm):.3g} | {int(np.count_nonzero(h.test_prediction_counts))} of 10 |")
     return "\n".join(lines)
 
 

@@ -201,15 +201,23 @@ def claims() -> list[dict[str, Any]]:
     return _read(run_dir() / "claims" / f"{_current()}.json", [])
 
 
-def summary(width: int = 100) -> dict[str, str]:
-    """Print this notebook's claims, one line each (verdict, id, statement cut to ``width``
-    characters), and return ``{id: verdict}`` for the notebook's checks."""
+def summary() -> dict[str, str]:
+    """Show this notebook's claims as a Markdown table (verdict, id, the full statement; the
+    measured values, which vary in their last digits between CPUs, are in the report's ledger)
+    and return ``{id: verdict}`` for the notebook's checks."""
+    from IPython.display import Markdown, display
+
     recorded = claims()
-    id_width = max((len(c["id"]) for c in recorded), default=0)
-    for c in recorded:
-        statement = c["statement"] if len(c["statement"]) <= width else c["statement"][:width - 1] + "…"
-        print(f"{c['verdict']:10s} {c['id']:{id_width}s}  {statement}")
+    display(Markdown(summary_table(recorded)))
     return {c["id"]: c["verdict"] for c in recorded}
+
+
+def summary_table(recorded: list[dict[str, Any]]) -> str:
+    """The Markdown table :func:`summary` shows."""
+    from xentlab.reports.render import MARKS, cell
+
+    rows = [f"| {MARKS[c['verdict']]} | `{c['id']}` | {cell(c['statement'], 10_000)} |" for c in recorded]
+    return "\n".join(["| verdict | claim | statement |", "|---|---|---|", *rows])
 
 
 def metric(name: str, value: Any) -> None:

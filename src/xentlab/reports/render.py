@@ -29,7 +29,8 @@ def kernels_text(nb: dict[str, Any], *, short: bool = False) -> str:
 
 
 
-def _cell(value: Any, width: int = 70) -> str:
+def cell(value: Any, width: int = 70) -> str:
+    """``value`` as one Markdown table cell: ``|`` escaped, on one line, cut to ``width``."""
     text = value if isinstance(value, str) else json.dumps(value)
     text = text.replace("|", "\\|").replace("\n", " ")
     return text if len(text) <= width else text[: width - 1] + "…"
@@ -82,9 +83,9 @@ def render_readme(prov: dict[str, Any], claims: list[dict[str, Any]], figures: l
             anchor = "#" + heading_slug(c["section"]) if c.get("section") else ""
             lines.append(
                 f"| [`{c['id']}`](notebooks/{c['notebook']}.ipynb{anchor}) | "
-                f"{_cell(c['statement'], 110)} | {_cell(c.get('expected_text') or _plain(c['expected']))} | "
-                f"{_cell(c.get('measured_text') or c['measured'], 240)} | {MARKS[c['verdict']]}"
-                + (f" ({_cell(c['reason'])})" if c.get("reason") else "") + " |"
+                f"{cell(c['statement'], 110)} | {cell(c.get('expected_text') or _plain(c['expected']))} | "
+                f"{cell(c.get('measured_text') or c['measured'], 240)} | {MARKS[c['verdict']]}"
+                + (f" ({cell(c['reason'])})" if c.get("reason") else "") + " |"
             )
     lines += [
         "",
@@ -104,7 +105,7 @@ def render_readme(prov: dict[str, Any], claims: list[dict[str, Any]], figures: l
     for nb in prov["notebooks"]:
         params = json.dumps(nb["parameters"]) if nb["parameters"] else "defaults"
         lines.append(
-            f"| [{nb['name']}](notebooks/{nb['name']}.ipynb) | {nb['seconds']} | {_cell(params, 90)} | "
+            f"| [{nb['name']}](notebooks/{nb['name']}.ipynb) | {nb['seconds']} | {cell(params, 90)} | "
             f"`{str(nb.get('git_commit', 'unknown'))[:12]}` | {nb.get('created_utc', '')} | "
             f"{', '.join(nb.get('cpu_flags', [])) or '—'} | {kernels_text(nb)} |"
         )
@@ -146,13 +147,13 @@ def render_summary(prov: dict[str, Any], claims: list[dict[str, Any]]) -> str:
         cpu = f"{nb.get('processor', 'unknown')} ({kernels_text(nb, short=True)})"
         dataset = (nb.get("dataset") or {}).get("name", "—")
         lines.append(
-            f"| [{nb['name']}](notebooks/{nb['name']}.ipynb) | {_cell(_plain(nb['parameters'] or 'defaults'), 90)} | "
+            f"| [{nb['name']}](notebooks/{nb['name']}.ipynb) | {cell(_plain(nb['parameters'] or 'defaults'), 90)} | "
             f"{dataset} | {_duration(nb['seconds'])} | {cpu} | `{str(nb.get('git_commit', 'unknown'))[:7]}` |")
     lines += ["", "| claim | the source says | this run measured | verdict |", "|---|---|---|---|"]
     for c in claims:
         anchor = "#" + heading_slug(c["section"]) if c.get("section") else ""
         lines.append(
-            f"| [`{c['id']}`](notebooks/{c['notebook']}.ipynb{anchor}): {_cell(c['statement'], 90)} | "
-            f"{_cell(c.get('expected_text') or _plain(c['expected']), 80)} | {_cell(c.get('measured_text') or _plain(c['measured']), 160)} | "
-            f"{MARKS[c['verdict']]}" + (f" ({_cell(c['reason'], 90)})" if c.get("reason") else "") + " |")
+            f"| [`{c['id']}`](notebooks/{c['notebook']}.ipynb{anchor}): {cell(c['statement'], 90)} | "
+            f"{cell(c.get('expected_text') or _plain(c['expected']), 80)} | {cell(c.get('measured_text') or _plain(c['measured']), 160)} | "
+            f"{MARKS[c['verdict']]}" + (f" ({cell(c['reason'], 90)})" if c.get("reason") else "") + " |")
     return "\n".join(lines) + "\n"
