@@ -129,6 +129,6 @@ TABLE_HEAD = ("| labels | the model outputs | call | why (measured) |\n"
 TABLE_ROW = "| {labels} | {outputs} | {call} | {why} |\n"
 TABLE_EXACT = "exact at {gap_text} (relative error {rel_error}), {grad}"
 TABLE_INDEPENDENT = "classes independent; " + TABLE_EXACT
-TABLE_PROBABILITIES = ("`{keras_probs}` clips them: {value} at a logit gap of 100 (exact: "
-                       "{oracle}), gradient {grad}")
-TABLE_LOGITS_INSTEAD = "output logits instead and use the row above"
+TABLE_PROBABILITIES = ("on plain probabilities `{keras_probs}` clips them: {value} at a logit gap of "
+                       "100 (exact: {oracle}), gradient {grad}")
+TABLE_LOGITS_INSTEAD = "output logits instead and use the one-hot row (`from_logits=True`)"
