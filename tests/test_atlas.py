@@ -385,6 +385,20 @@ def test_decision_guide_is_written_from_the_rows_and_deterministic(full):
     assert "12.346" in decision_guide(edited) and "12.346" not in guide
 
 
+def test_decision_table_is_the_guide_in_four_rows_and_follows_the_rows(full):
+    table = atlas.decision_table(full)
+    lines = table.splitlines()
+    assert lines[0] == "| labels | the model outputs | call | why (measured) |" and len(lines) == 6
+    assert SPARSE in lines[2] and "exact at a logit gap of 1000" in lines[2]
+    assert "one-hot row" in lines[5] and "16.118" in lines[5] and "gradient exactly 0" in lines[5]
+    edited = copy.deepcopy(full)
+    one(edited.extremes, entry=atlas.KERAS_CCE_PROBS, row="gap 100", dtype="float32")["value"] = 12.3456
+    assert "12.346" in atlas.decision_table(edited)
+    # a rule whose rows were not measured is left out
+    edited.extremes = [r for r in edited.extremes if r["entry"] != atlas.KERAS_CCE_PROBS]
+    assert len(atlas.decision_table(edited).splitlines()) == 5
+
+
 def test_matrix_pivots_rows_and_cells_say_one_word():
     rows = [{"entry": "a", "case": "x", "outcome": "raises", "error": "ValueError", "value": None},
             {"entry": "a", "case": "y", "outcome": "finite", "error": None, "value": 0.0},

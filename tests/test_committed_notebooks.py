@@ -273,6 +273,38 @@ def test_notebook_table_counts_each_notebooks_verdicts(tmp_path):
                    "[1 ✅ · 1 ❌](reports/paper/README.md) |")
 
 
+def test_readme_timing_and_headline_come_from_the_reports(tmp_path):
+    from xentlab import readme
+
+    reps = tmp_path / "reports"
+    assert "make reports" in readme.timing(reps) and "--only 03" in readme.headline(reps)
+    (reps / "ci").mkdir(parents=True)
+    eigen, onednn = {"onednn": False}, {"onednn": True}
+    (reps / "ci" / "provenance.json").write_text(json.dumps({
+        "processor": "Some CPU", "machine": "x86_64, 2 CPUs, Linux",
+        "notebooks": [{"name": "01_a", "seconds": 100.0, "kernels": onednn},
+                      {"name": "02_b", "seconds": 260.0, "kernels": eigen}]}))
+    assert readme.timing(reps).startswith(
+        "The committed `ci` report ran its 2 notebooks in 6 min on Some CPU (x86_64, 2 CPUs, Linux, both kernel sets)")
+    run = {"dataset": "mnist", "steps": 20000, "batch_size": 128}
+    claims = [
+        {"id": "002.manual-collapses", "expected": {"test_accuracy": 0.1032}, "verdict": "reproduced",
+         "measured": {**run, "oneDNN": {"test_accuracy": 0.0982, "zero_gradient_fraction": 0.99},
+                      "Eigen": {"test_accuracy": 0.1135, "zero_gradient_fraction": 0.0}}},
+        {"id": "002.log-softmax-trains", "expected": {"test_accuracy": 0.987}, "verdict": "partly",
+         "measured": {**run, "test_accuracy": 0.9912}},
+        {"id": "002.fused-trains", "expected": {"test_accuracy": 0.987}, "verdict": "reproduced",
+         "measured": {**run, "test_accuracy": 0.9901}}]
+    (reps / "paper").mkdir()
+    (reps / "paper" / "claims.json").write_text(json.dumps(claims))
+    lines = readme.headline(reps).splitlines()
+    assert lines[0].startswith("Test accuracy after 20,000 steps of batch 128 on `mnist`")
+    assert lines[4] == ("| (1) `reduce_sum(-y * log(softmax + 1e-10))` | 0.1032 | oneDNN: 0.0982 (99.0% of updates "
+                        "with an exactly zero gradient); Eigen: 0.1135 (0.0% of updates with an exactly zero "
+                        "gradient) | ✅ reproduced |")
+    assert lines[5] == "| (2) `log_softmax` | 0.987 | 0.9912 | ⚠️ partly |"
+
+
 def test_readme_links_every_notebook():
     from xentlab.config import PROJECT_ROOT
 
