@@ -279,3 +279,31 @@ def test_only_replaces_that_notebooks_part_and_keeps_the_others(two_notebooks, t
         reports.run_reports("ci", only=["04"], out=out, notebooks_dir=two_notebooks, profiles=profiles)
     assert {f: (out / f).read_text() for f in before} == before
     assert not (out / "notebooks" / "04_fail.ipynb").exists()
+
+
+def test_relink_rewrites_relative_links_for_the_reports_folder(tmp_path):
+    src, dest = tmp_path / "notebooks", tmp_path / "reports" / "ci" / "notebooks"
+    text = ("See the [glossary](../docs/glossary.md#ulp), [02](02_b.ipynb), [a site](https://x.org/a.md), "
+            "[here](#top) and [the README](../README.md).")
+    assert reports.relink(text, src, dest) == (
+        "See the [glossary](../../../docs/glossary.md#ulp), [02](02_b.ipynb), [a site](https://x.org/a.md), "
+        "[here](#top) and [the README](../../../README.md).")
+
+
+def test_rebuild_rewrites_the_reports_files_from_its_parts(tmp_path):
+    """``rebuild`` regenerates claims.json, provenance.json, README.md and summary.md from parts."""
+    run = tmp_path / "rep"
+    for sub in ("claims", "parts"):
+        (run / sub).mkdir(parents=True)
+    claim = {"id": "999.a", "source": "999_x.txt", "statement": "s", "expected": 1, "measured": 1,
+             "measured_text": "m", "verdict": "reproduced", "notebook": "01_ok", "section": "Check"}
+    (run / "claims" / "01_ok.json").write_text(json.dumps([claim]))
+    part = {"name": "01_ok", "seconds": 3.0, "parameters": {}, "git_commit": "abc", "created_utc": "t",
+            "python": "3.11", "tensorflow": "2", "keras": "3", "numpy": "2", "machine": "m",
+            "processor": "p", "cpu_flags": []}
+    (run / "parts" / "01_ok.json").write_text(json.dumps(part))
+    reports.rebuild(run, "ci")
+    assert json.loads((run / "claims.json").read_text()) == [claim]
+    assert "[`999.a`](notebooks/01_ok.ipynb#check)" in (run / "README.md").read_text()
+    assert (run / "summary.md").read_text().startswith("# Summary of the `ci` report")
+    assert json.loads((run / "provenance.json").read_text())["notebooks"][0]["name"] == "01_ok"
