@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from xentlab.config import NOTEBOOKS_DIR, PROJECT_ROOT, REPORTS_DIR
+from xentlab.reports.render import duration
 
 __all__ = ["SECTIONS", "headline", "notebook_table", "render", "timing", "write"]
 
@@ -64,10 +65,6 @@ def _sources(claims: list[dict[str, Any]]) -> str:
     return ", ".join(shown) or "all documents (beyond them)"
 
 
-def _duration(seconds: float) -> str:
-    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
-
-
 def notebook_table(notebooks_dir: Path = NOTEBOOKS_DIR, reports_dir: Path = REPORTS_DIR) -> str:
     """A Markdown table, one row per committed notebook: link, question, sources, the notebook's
     wall time in the ``ci`` report and the verdict counts of its claims in ``reports/ci`` and
@@ -78,7 +75,7 @@ def notebook_table(notebooks_dir: Path = NOTEBOOKS_DIR, reports_dir: Path = REPO
              "|---|---|---|---|---|---|"]
     for nb in sorted(notebooks_dir.glob("[0-9][0-9]_*.ipynb")):
         mine = {p: [c for c in claims if c["notebook"] == nb.stem] for p, claims in by_profile.items()}
-        took = _duration(seconds[nb.stem]) if nb.stem in seconds else "—"
+        took = duration(seconds[nb.stem]) if nb.stem in seconds else "—"
         lines.append(f"| [{nb.stem}](notebooks/{nb.name}) | {_title(nb)} | {_sources(mine['ci'] or mine['paper'])} | "
                      f"{took} | " + " | ".join(f"[{_counts(mine[p])}](reports/{p}/README.md)" for p in ("ci", "paper")) + " |")
     return "\n".join(lines)
@@ -92,7 +89,7 @@ def timing(reports_dir: Path = REPORTS_DIR) -> str:
     nbs = prov["notebooks"]
     onednn = {bool(nb.get("kernels", {}).get("onednn")) for nb in nbs}
     kernels = {frozenset({True}): "oneDNN's kernels", frozenset({False}): "Eigen's kernels"}.get(frozenset(onednn), "both kernel sets")
-    return (f"The committed `ci` report ran its {len(nbs)} notebooks in {_duration(sum(nb['seconds'] for nb in nbs))} "
+    return (f"The committed `ci` report ran its {len(nbs)} notebooks in {duration(sum(nb['seconds'] for nb in nbs))} "
             f"on {prov['processor']} ({prov['machine']}, {kernels}); each notebook's time is in the "
             f"[table below](#notebooks) and its provenance in [`reports/ci/`](reports/ci/README.md).")
 

@@ -125,7 +125,8 @@ def _plain(value: Any) -> str:
 
 
 
-def _duration(seconds: float) -> str:
+def duration(seconds: float) -> str:
+    """A wall time for a table: ``"45 s"``, ``"12 min"`` or ``"1 h 7 min"``."""
     minutes = round(seconds / 60)
     if seconds < 90:
         return f"{seconds:.0f} s"
@@ -148,7 +149,7 @@ def render_summary(prov: dict[str, Any], claims: list[dict[str, Any]]) -> str:
         dataset = (nb.get("dataset") or {}).get("name", "—")
         lines.append(
             f"| [{nb['name']}](notebooks/{nb['name']}.ipynb) | {cell(_plain(nb['parameters'] or 'defaults'), 90)} | "
-            f"{dataset} | {_duration(nb['seconds'])} | {cpu} | `{str(nb.get('git_commit', 'unknown'))[:7]}` |")
+            f"{dataset} | {duration(nb['seconds'])} | {cpu} | `{str(nb.get('git_commit', 'unknown'))[:7]}` |")
     lines += ["", "| claim | the source says | this run measured | verdict |", "|---|---|---|---|"]
     for c in claims:
         anchor = "#" + heading_slug(c["section"]) if c.get("section") else ""
