@@ -80,7 +80,7 @@ $(MATHJAX):
 
 site: $(STAMP) $(MATHJAX) ## the static site in build/site/ from the committed notebooks, docs and reports (nothing re-executed)
 	rm -rf build/site
-	$(PY) -m sphinx -q -b html -c docs/site . build/site
+	$(PY) -m sphinx -q -W --keep-going -b html -c docs/site . build/site
 	@echo "site: build/site/index.html"
 
 # Debian's chromium (and a CJK font, for the documents' Chinese in screenshots), for the browser

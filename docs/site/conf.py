@@ -72,12 +72,21 @@ docs/contributing
 
 reports/ci/README
 reports/ci/bench
-reports/ci/notebooks/*
 reports/paper/README
 reports/paper/summary
 reports/paper/decision_guide
 reports/paper/bench
-reports/paper/notebooks/*
+```
+"""
+
+#: Each report's executed notebooks, listed under the report's README in the navigation.
+REPORT_NOTEBOOKS = """
+
+```{toctree}
+:hidden:
+:glob:
+
+notebooks/*
 ```
 """
 
@@ -85,6 +94,8 @@ reports/paper/notebooks/*
 def _add_toctree(app, docname: str, source: list[str]) -> None:
     if docname == root_doc:
         source[0] += TOCTREE
+    elif docname in ("reports/ci/README", "reports/paper/README"):
+        source[0] += REPORT_NOTEBOOKS
 
 
 def _redirect_index(app, exception) -> None:
