@@ -337,15 +337,16 @@ def run_reports(
 
 def _part_files(run_dir: Path, stem: str) -> list[Path]:
     """Every file of notebook ``stem``'s part of a report."""
-    named = [run_dir / "notebooks" / f"{stem}.ipynb", run_dir / "metrics" / f"{stem}.json", run_dir / "claims" / f"{stem}.json",
-             run_dir / "parts" / f"{stem}.json"]
+    named = [run_dir / "notebooks" / f"{stem}.ipynb", run_dir / "metrics" / f"{stem}.json",
+             run_dir / "claims" / f"{stem}.json", run_dir / "parts" / f"{stem}.json"]
     return named + sorted(run_dir.glob(f"figures/{stem}_*")) + sorted(run_dir.glob(f"logs/{stem}.*"))
 
 
 
 def keep_parts(previous: Path, tmp: Path, replaced: list[str]) -> None:
-    """Start ``tmp`` as a copy of the report ``previous`` without the parts of ``replaced``."""
-    shutil.copytree(previous, tmp)
+    """Start ``tmp`` as a copy of the report ``previous`` without the parts of ``replaced`` (nor
+    the HTML copies that reports once had)."""
+    shutil.copytree(previous, tmp, ignore=shutil.ignore_patterns("html"))
     for stem in replaced:
         for path in _part_files(tmp, stem):
             path.unlink(missing_ok=True)
