@@ -104,13 +104,11 @@ def main(argv: list[str] | None = None) -> int:
             if not (args.site / "README.html").exists():
                 raise ValueError(f"no built site at {args.site}: run `make site` first")
             report = check_site(args.site)
-            problems = (report.console_errors + report.broken_links + report.broken_anchors
-                        + report.broken_images)
-            for line in problems:
+            for line in report.problems:
                 print(f"  {line}")
-            print(f"site-check: {len(report.pages)} pages, {len(problems)} problem(s), search found "
-                  f"{report.search_hits} result(s); screenshots: {', '.join(report.screenshots)}")
-            return 0 if report.ok else 1
+            print(f"site-check: {len(report.pages)} pages, {len(report.problems)} problem(s), search "
+                  f"found {report.search_hits} result(s); screenshots: {', '.join(report.screenshots)}")
+            return 0 if not report.problems and report.search_hits else 1
     except ValueError as err:  # bad arguments, found before anything ran
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -118,9 +118,9 @@ class SiteReport:
     screenshots: list[str] = field(default_factory=list)
 
     @property
-    def ok(self) -> bool:
-        return not (self.console_errors or self.broken_links or self.broken_anchors
-                    or self.broken_images) and self.search_hits > 0
+    def problems(self) -> list[str]:
+        """Every problem found, one line each."""
+        return self.console_errors + self.broken_links + self.broken_anchors + self.broken_images
 
 
 _IDS = re.compile(r"""\sid=["']([^"']+)["']""")
@@ -131,7 +131,7 @@ def _internal_links(html: str) -> list[str]:
             if not urlparse(h).scheme and not h.startswith(("mailto:", "javascript:"))]
 
 
-def check_site(site: Path, *, search_term: str = "from_logits", screenshot_page: str =
+def check_site(site: Path, *, search_term: str | None = "from_logits", screenshot_page: str =
                "notebooks/03_log_zero_collapse.html") -> SiteReport:
     """Load every HTML page of the built site at ``site`` in headless Chromium and check it.
 
@@ -139,7 +139,7 @@ def check_site(site: Path, *, search_term: str = "from_logits", screenshot_page:
     an existing file and an ``id`` on it); pages are loaded in the browser for console errors,
     failed requests and HTTP errors (a missing ``favicon.ico``, which browsers ask for unasked,
     excepted) and images (each ``<img>`` must have a natural width); the search page must
-    find ``search_term``. Screenshots of the landing page and of ``screenshot_page`` at its first
+    find ``search_term`` (None: not searched). Screenshots of the landing page and of ``screenshot_page`` at its first
     figure are saved in ``site/_screenshots/``.
     """
     site = site.resolve()
@@ -183,14 +183,15 @@ def check_site(site: Path, *, search_term: str = "from_logits", screenshot_page:
                 report.broken_images.append(f"{rel}: {src}")
             if rel in ("README.html", screenshot_page):
                 if rel == screenshot_page and page.locator("img").count():  # show a figure
-                    page.locator("main img, article img").first.scroll_into_view_if_needed()
+                    page.locator("img").first.scroll_into_view_if_needed()
                 out = shots / (Path(rel).stem + ".png")
                 page.screenshot(path=str(out), full_page=False)
                 report.screenshots.append(str(out))
-        current["url"] = "search.html"
-        page.goto(base + f"search.html?q={search_term}", wait_until="load")
-        page.wait_for_selector("#search-results p, #search-results .search-summary", timeout=30_000)
-        report.search_hits = page.locator("#search-results ul.search li").count()
+        if search_term is not None:
+            current["url"] = "search.html"
+            page.goto(base + f"search.html?q={search_term}", wait_until="load")
+            page.wait_for_selector("#search-results p, #search-results .search-summary", timeout=30_000)
+            report.search_hits = page.locator("#search-results ul.search li").count()
     return report
 
 
