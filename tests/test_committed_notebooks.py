@@ -367,3 +367,16 @@ def test_the_glossary_defines_every_term_the_notebooks_use():
     used = {t for t in GLOSSARY_TERMS if re.search(r"\b" + re.escape(t), text, re.IGNORECASE)}
     lacking = sorted(t for t in used if GLOSSARY_TERMS[t] not in anchors)
     assert not lacking, f"terms the notebooks use and docs/glossary.md lacks: {lacking}"
+
+
+@pytest.mark.parametrize("profile", ["ci", "paper"])
+def test_no_ledger_cell_shows_json(profile):
+    """Every expected and measured cell of a committed report's ledger reads as text
+    (``expected_text`` / ``measured_text``), not as a JSON object."""
+    from xentlab.config import REPORTS_DIR
+
+    rows = [line for line in (REPORTS_DIR / profile / "README.md").read_text().splitlines()
+            if line.startswith("| [`")]
+    assert rows
+    shown = [line for line in rows if '{"' in line or '": ' in line]
+    assert not shown, shown[:3]

@@ -115,7 +115,7 @@ def claim(
     :func:`verdict`), ``section`` the notebook heading it is shown under (for links).
     ``measured_text``: one sentence with rounded numbers saying what was measured, for the
     report's ledger (``measured`` keeps the full values); ``expected_text`` the same for
-    ``expected`` where its plain rendering would not read as a sentence.
+    ``expected`` (by default :func:`plain_text` of it), so that no ledger cell shows JSON.
     ``untested_because``: why this run cannot test the claim (e.g. ``"budget: 300 of 20,000
     steps"``); the recorded verdict is then ``untested`` with that ``reason``, and ``verdict`` is
     kept as ``verdict_at_this_budget`` (what the smaller run showed, for information only).
@@ -138,14 +138,13 @@ def claim(
         "source": source,
         "statement": statement,
         "expected": jsonable(expected),
+        "expected_text": expected_text or plain_text(jsonable(expected)),
         "measured": jsonable(measured),
         "measured_text": measured_text,
         "verdict": verdict,
         "notebook": notebook,
         "section": section,
     }
-    if expected_text:
-        entry["expected_text"] = expected_text
     if citation:
         entry["citation"] = citation
     if untested_because:
@@ -199,6 +198,14 @@ def dataset(ds: Any) -> None:
 def claims() -> list[dict[str, Any]]:
     """The claims this notebook has recorded so far (for its Summary)."""
     return _read(run_dir() / "claims" / f"{_current()}.json", [])
+
+
+def plain_text(value: Any) -> str:
+    """A claim's expected or measured value as text: a dict as ``key value`` pairs (underscores
+    as spaces), a string as it is, anything else as JSON."""
+    if isinstance(value, dict):
+        return ", ".join(f"{k.replace('_', ' ')} {plain_text(v)}" for k, v in value.items())
+    return value if isinstance(value, str) else json.dumps(value)
 
 
 def summary() -> dict[str, str]:

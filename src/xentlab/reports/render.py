@@ -8,6 +8,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+from xentlab.record import plain_text
+
 
 def kernels_text(nb: dict[str, Any], *, short: bool = False) -> str:
     """Which CPU kernels a part ran (``nb["kernels"]``, :func:`xentlab.config.kernel_set`):
@@ -83,7 +85,7 @@ def render_readme(prov: dict[str, Any], claims: list[dict[str, Any]], figures: l
             anchor = "#" + heading_slug(c["section"]) if c.get("section") else ""
             lines.append(
                 f"| [`{c['id']}`](notebooks/{c['notebook']}.ipynb{anchor}) | "
-                f"{cell(c['statement'], 110)} | {cell(c.get('expected_text') or _plain(c['expected']))} | "
+                f"{cell(c['statement'], 110)} | {cell(c.get('expected_text') or plain_text(c['expected']))} | "
                 f"{cell(c.get('measured_text') or c['measured'], 240)} | {MARKS[c['verdict']]}"
                 + (f" ({cell(c['reason'])})" if c.get("reason") else "") + " |"
             )
@@ -117,14 +119,6 @@ def render_readme(prov: dict[str, Any], claims: list[dict[str, Any]], figures: l
 
 
 
-def _plain(value: Any) -> str:
-    """A claim's expected or measured value as text: a dict as ``key value`` pairs."""
-    if isinstance(value, dict):
-        return ", ".join(f"{k.replace('_', ' ')} {_plain(v)}" for k, v in value.items())
-    return value if isinstance(value, str) else json.dumps(value)
-
-
-
 def duration(seconds: float) -> str:
     """A wall time for a table: ``"45 s"``, ``"12 min"`` or ``"1 h 7 min"``."""
     minutes = round(seconds / 60)
@@ -148,13 +142,13 @@ def render_summary(prov: dict[str, Any], claims: list[dict[str, Any]]) -> str:
         cpu = f"{nb.get('processor', 'unknown')} ({kernels_text(nb, short=True)})"
         dataset = (nb.get("dataset") or {}).get("name", "—")
         lines.append(
-            f"| [{nb['name']}](notebooks/{nb['name']}.ipynb) | {cell(_plain(nb['parameters'] or 'defaults'), 90)} | "
+            f"| [{nb['name']}](notebooks/{nb['name']}.ipynb) | {cell(plain_text(nb['parameters'] or 'defaults'), 90)} | "
             f"{dataset} | {duration(nb['seconds'])} | {cpu} | `{str(nb.get('git_commit', 'unknown'))[:7]}` |")
     lines += ["", "| claim | the source says | this run measured | verdict |", "|---|---|---|---|"]
     for c in claims:
         anchor = "#" + heading_slug(c["section"]) if c.get("section") else ""
         lines.append(
             f"| [`{c['id']}`](notebooks/{c['notebook']}.ipynb{anchor}): {cell(c['statement'], 90)} | "
-            f"{cell(c.get('expected_text') or _plain(c['expected']), 80)} | {cell(c.get('measured_text') or _plain(c['measured']), 160)} | "
+            f"{cell(c.get('expected_text') or plain_text(c['expected']), 80)} | {cell(c.get('measured_text') or plain_text(c['measured']), 160)} | "
             f"{MARKS[c['verdict']]}" + (f" ({cell(c['reason'], 90)})" if c.get("reason") else "") + " |")
     return "\n".join(lines) + "\n"
