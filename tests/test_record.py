@@ -116,3 +116,10 @@ def test_untested_claim_keeps_its_reason_and_the_budget_verdict(run_dir, capsys)
         "untested", "budget: 300 of 20,000 steps", "partly")
     assert capsys.readouterr().out.strip().endswith("(budget: 300 of 20,000 steps)")
     assert "untested" in record.VERDICTS
+
+
+def test_plain_text_reads_as_text():
+    assert record.plain_text({"document": 2.2959247}) == "document 2.2959247"
+    assert record.plain_text(['Tensor("a")', 'Tensor("b")']) == 'Tensor("a"); Tensor("b")'
+    assert record.plain_text([0, 1]) == "[0, 1]"
+    assert record.plain_text("as is") == "as is"

@@ -202,9 +202,11 @@ def claims() -> list[dict[str, Any]]:
 
 def plain_text(value: Any) -> str:
     """A claim's expected or measured value as text: a dict as ``key value`` pairs (underscores
-    as spaces), a string as it is, anything else as JSON."""
+    as spaces), a list of strings joined by "; ", a string as it is, anything else as JSON."""
     if isinstance(value, dict):
         return ", ".join(f"{k.replace('_', ' ')} {plain_text(v)}" for k, v in value.items())
+    if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+        return "; ".join(value)
     return value if isinstance(value, str) else json.dumps(value)
 
 
