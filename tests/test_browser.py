@@ -25,12 +25,13 @@ def test_the_site_check_finds_broken_links_anchors_and_images(tmp_path):
         '<h1 id="top">x</h1><a href="#top">ok</a> <a href="page.html#there">ok</a> '
         '<a href="page.html#nowhere">bad anchor</a> <a href="gone.html">bad link</a> '
         '<a href="https://example.org/">outside</a>')
-    (tmp_path / "page.html").write_text('<p id="there">p</p><img src="missing.png">')
+    (tmp_path / "page.html").write_text('<p id="there">p</p><img src="missing.png"><p>| a | b |</p>')
     report = check_site(tmp_path, search_term=None, screenshot_page="page.html")
     assert report.broken_links == ["README.html -> gone.html"]
     assert report.broken_anchors == ["README.html -> page.html#nowhere"]
     assert [i.split(": ")[0] for i in report.broken_images] == ["page.html"]
     assert any("missing.png" in e for e in report.console_errors)
+    assert report.raw_markdown == ["page.html: | a | b |"]
     assert sorted(report.pages) == ["README.html", "page.html"]
 
 

@@ -345,6 +345,10 @@ GLOSSARY_TERMS = {
     "entry point": "entry-point", "mixed precision": "mixed-precision-dtype-policy-bfloat16",
     "bfloat16": "mixed-precision-dtype-policy-bfloat16", "loss scal": "loss-scaling",
     "papermill": "papermill", "nbval": "nbval", "profile": "profile", "verdict": "verdict",
+    "sum_over_batch_size": "per-example-loss-reduction", "ignore_class": "per-example-loss-reduction",
+    "_keras_logits": "clipping-epsilon-ε-renormalisation", "broadcast": "broadcasting",
+    "dropout": "dropout-keep_prob", "keep_prob": "dropout-keep_prob", "sampled softmax": "sampled-softmax",
+    "relative error": "relative-error",
 }
 
 

@@ -307,3 +307,11 @@ def test_rebuild_rewrites_the_reports_files_from_its_parts(tmp_path):
     assert "[`999.a`](notebooks/01_ok.ipynb#check)" in (run / "README.md").read_text()
     assert (run / "summary.md").read_text().startswith("# Summary of the `ci` report")
     assert json.loads((run / "provenance.json").read_text())["notebooks"][0]["name"] == "01_ok"
+
+
+def test_a_ledger_cell_is_one_line_cut_at_a_space():
+    from xentlab.reports.render import cell
+
+    assert cell("a | b\nc") == "a \\| b c"
+    assert cell("one two three four", 12) == "one two …"
+    assert len(cell("word " * 40, 50)) <= 50

@@ -27,6 +27,9 @@ exclude_patterns = ["build", ".venv", "**/.ipynb_checkpoints"]
 
 nb_execution_mode = "off"  # the committed outputs are the content: nothing is re-executed
 nb_merge_streams = True
+# Markdown outputs (Summary tables, the decision guide) rendered as MyST, with tables and maths;
+# myst-nb's default, "commonmark", shows a table as lines of pipes.
+nb_render_markdown_format = "myst"
 myst_heading_anchors = 3  # section anchors, as the ledgers and notebooks link them:
 myst_heading_slug_func = "xentlab.reports.render.heading_slug"  # the ledgers' own slug function
 myst_enable_extensions = ["dollarmath", "amsmath"]

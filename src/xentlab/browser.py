@@ -105,6 +105,8 @@ class SiteReport:
         broken_links: ``page -> target`` for each internal link whose file is missing.
         broken_anchors: ``page -> target#id`` for each internal link whose id is not on its page.
         broken_images: ``page: src`` for each image that did not load.
+        raw_markdown: ``page: text`` for each paragraph that starts with ``|`` (a Markdown table
+            shown as text).
         search_hits: how many results the site's search gave for ``search_term``.
         screenshots: the screenshots saved.
     """
@@ -114,16 +116,19 @@ class SiteReport:
     broken_links: list[str] = field(default_factory=list)
     broken_anchors: list[str] = field(default_factory=list)
     broken_images: list[str] = field(default_factory=list)
+    raw_markdown: list[str] = field(default_factory=list)
     search_hits: int = 0
     screenshots: list[str] = field(default_factory=list)
 
     @property
     def problems(self) -> list[str]:
         """Every problem found, one line each."""
-        return self.console_errors + self.broken_links + self.broken_anchors + self.broken_images
+        return (self.console_errors + self.broken_links + self.broken_anchors + self.broken_images
+                + self.raw_markdown)
 
 
 _IDS = re.compile(r"""\sid=["']([^"']+)["']""")
+_RAW_TABLE = re.compile(r"<p>\s*(\|[^<]{0,60})")
 
 
 def _internal_links(html: str) -> list[str]:
@@ -148,6 +153,7 @@ def check_site(site: Path, *, search_term: str | None = "from_logits", screensho
     ids = {p: set(_IDS.findall(p.read_text(errors="replace"))) for p in pages}
     for page in pages:
         rel = page.relative_to(site).as_posix()
+        report.raw_markdown += [f"{rel}: {m}" for m in _RAW_TABLE.findall(page.read_text(errors="replace"))]
         for href in _internal_links(page.read_text(errors="replace")):
             path, anchor = urldefrag(unquote(href))
             target = (page.parent / path).resolve() if path else page

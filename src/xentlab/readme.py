@@ -71,7 +71,7 @@ def notebook_table(notebooks_dir: Path = NOTEBOOKS_DIR, reports_dir: Path = REPO
     ``reports/paper`` (linking each ledger)."""
     by_profile = {p: _claims(p, reports_dir) for p in ("ci", "paper")}
     seconds = {nb["name"]: nb["seconds"] for nb in (_read("ci", "provenance.json", reports_dir) or {}).get("notebooks", [])}
-    lines = ["| notebook | question | sources | `ci` run | `ci` verdicts | `paper` verdicts |",
+    lines = ["| notebook | question | sources | `ci` time | `ci` verdicts | `paper` verdicts |",
              "|---|---|---|---|---|---|"]
     for nb in sorted(notebooks_dir.glob("[0-9][0-9]_*.ipynb")):
         mine = {p: [c for c in claims if c["notebook"] == nb.stem] for p, claims in by_profile.items()}

@@ -32,10 +32,14 @@ def kernels_text(nb: dict[str, Any], *, short: bool = False) -> str:
 
 
 def cell(value: Any, width: int = 70) -> str:
-    """``value`` as one Markdown table cell: ``|`` escaped, on one line, cut to ``width``."""
+    """``value`` as one Markdown table cell: ``|`` escaped, on one line, cut at a space to at
+    most ``width`` characters (an ellipsis marks the cut)."""
     text = value if isinstance(value, str) else json.dumps(value)
     text = text.replace("|", "\\|").replace("\n", " ")
-    return text if len(text) <= width else text[: width - 1] + "…"
+    if len(text) <= width:
+        return text
+    cut = text[: width - 1]
+    return (cut.rsplit(" ", 1)[0] if " " in cut else cut) + " …"
 
 
 
@@ -67,8 +71,8 @@ def render_readme(prov: dict[str, Any], claims: list[dict[str, Any]], figures: l
         "## Claims ledger",
         "",
         f"{len(claims)} claims: {counts['reproduced']} reproduced, {counts['partly']} partly "
-        f"true, {counts['refuted']} refuted, {counts['untested']} untested by this profile's "
-        "budget. Verdicts are computed in the notebooks from what they measured; each row links to "
+        f"true, {counts['refuted']} refuted, {counts['untested']} untested (each with its reason: "
+        "the budget, the data or the hardware). Verdicts are computed in the notebooks from what they measured; each row links to "
         "the executed notebook's section that shows the claim "
         "(`claims.json` holds the full measured values).",
     ]
@@ -85,9 +89,9 @@ def render_readme(prov: dict[str, Any], claims: list[dict[str, Any]], figures: l
             anchor = "#" + heading_slug(c["section"]) if c.get("section") else ""
             lines.append(
                 f"| [`{c['id']}`](notebooks/{c['notebook']}.ipynb{anchor}) | "
-                f"{cell(c['statement'], 110)} | {cell(c.get('expected_text') or plain_text(c['expected']))} | "
+                f"{cell(c['statement'], 110)} | {cell(c.get('expected_text') or plain_text(c['expected']), 240)} | "
                 f"{cell(c.get('measured_text') or c['measured'], 240)} | {MARKS[c['verdict']]}"
-                + (f" ({cell(c['reason'])})" if c.get("reason") else "") + " |"
+                + (f" ({cell(c['reason'], 10_000)})" if c.get("reason") else "") + " |"
             )
     lines += [
         "",
@@ -150,5 +154,5 @@ def render_summary(prov: dict[str, Any], claims: list[dict[str, Any]]) -> str:
         lines.append(
             f"| [`{c['id']}`](notebooks/{c['notebook']}.ipynb{anchor}): {cell(c['statement'], 90)} | "
             f"{cell(c.get('expected_text') or plain_text(c['expected']), 80)} | {cell(c.get('measured_text') or plain_text(c['measured']), 160)} | "
-            f"{MARKS[c['verdict']]}" + (f" ({cell(c['reason'], 90)})" if c.get("reason") else "") + " |")
+            f"{MARKS[c['verdict']]}" + (f" ({cell(c['reason'], 10_000)})" if c.get("reason") else "") + " |")
     return "\n".join(lines) + "\n"
