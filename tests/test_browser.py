@@ -43,8 +43,8 @@ def test_jupyterlab_runs_notebook_08_and_leaves_the_tree_clean():
 
     before = _status()
     with lab_server(PROJECT_ROOT) as url:
-        result = lab_run_notebook(url, "notebooks/08_which_cross_entropy.ipynb")
+        result = lab_run_notebook(url, PROJECT_ROOT, "notebooks/08_which_cross_entropy.ipynb")
     assert not result["dirty_on_open"], "JupyterLab marked the committed notebook modified on opening it"
-    assert result["cells_run"] == result["code_cells"] > 0
     assert result["errors"] == []
+    assert result["cells_run"] == result["code_cells"] > 0
     assert _status() == before

@@ -218,8 +218,8 @@ def lab_server(root: Path, *, timeout: float = 120) -> Iterator[str]:
         yield url
 
 
-def lab_run_notebook(url: str, notebook: str, *, timeout: float = 600) -> dict[str, Any]:
-    """Open ``notebook`` (a path under the server's root) in JupyterLab at ``url``, run all its
+def lab_run_notebook(url: str, root: Path, notebook: str, *, timeout: float = 600) -> dict[str, Any]:
+    """Open ``notebook`` (a path under the server's root ``root``) in JupyterLab at ``url``, run all its
     cells from the Run menu, wait until every code cell has run and the kernel is idle, then close
     the browser without saving.
 
@@ -233,6 +233,14 @@ def lab_run_notebook(url: str, notebook: str, *, timeout: float = 600) -> dict[s
         page.goto(f"{url}lab/tree/{notebook}", wait_until="load")
         page.wait_for_selector(".jp-NotebookPanel .jp-Cell", timeout=120_000)
         page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=120_000)
+        # the tab is marked modified for a moment while the notebook loads: judge once all its
+        # code cells are attached
+        import nbformat
+
+        expected = sum(c.cell_type == "code" for c in nbformat.read(root / notebook, as_version=4).cells)
+        page.wait_for_function(f"document.querySelectorAll('.jp-NotebookPanel .jp-CodeCell').length >= {expected}",
+                               timeout=120_000)
+        page.wait_for_timeout(2000)
         dirty = page.locator(".jp-NotebookPanel-toolbar, .lm-TabBar-tab.jp-mod-dirty").evaluate_all(
             "els => els.some(e => e.classList.contains('jp-mod-dirty'))")
         page.locator(".jp-NotebookPanel .jp-Cell").first.click()
@@ -240,11 +248,16 @@ def lab_run_notebook(url: str, notebook: str, *, timeout: float = 600) -> dict[s
         page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
         code_cells = page.locator(".jp-NotebookPanel .jp-CodeCell").count()
         deadline = time.monotonic() + timeout
+        last, since = -1, time.monotonic()
         while True:
-            prompts = page.locator(".jp-NotebookPanel .jp-CodeCell .jp-InputPrompt").all_inner_texts()
+            # textContent, not innerText: JupyterLab skips rendering off-screen cells
+            prompts = page.locator(".jp-NotebookPanel .jp-CodeCell .jp-InputPrompt").all_text_contents()
             ran = sum(bool(re.fullmatch(r"\s*\[\d+\]:?\s*", p)) for p in prompts)
             idle = page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").count() > 0
-            if ran == code_cells and idle:
+            if ran != last:
+                last, since = ran, time.monotonic()
+            # done, or stopped: an error ends "Run All", and the kernel then idles with cells left
+            if idle and (ran == code_cells or time.monotonic() - since > 30):
                 break
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{notebook}: {ran} of {code_cells} cells ran within {timeout:.0f} s")
@@ -252,7 +265,7 @@ def lab_run_notebook(url: str, notebook: str, *, timeout: float = 600) -> dict[s
         # JupyterLab renders an error output as stderr text (the traceback): tell the two apart
         # by the traceback's header or an ``…Error``/``…Exception`` line.
         stderr = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")
-        errors = [t for t in stderr.all_inner_texts() if _ERROR.search(t)]
+        errors = [t for t in stderr.all_text_contents() if _ERROR.search(t)]
         return {"dirty_on_open": dirty, "cells_run": ran, "code_cells": code_cells, "errors": errors}
 
 
