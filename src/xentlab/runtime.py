@@ -1,5 +1,5 @@
 """Process state, in one place: TensorFlow's environment, seeds, op determinism, TensorFlow's
-Python logger, and fresh processes under a chosen CPU kernel set.
+Python logger, and fresh processes under a chosen CPU kernel set or Keras backend.
 
 Every function here changes the running process (or starts another) and says so in its name;
 no other module of xentlab seeds, toggles op determinism, sets environment variables or
@@ -22,10 +22,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-__all__ = ["TF_ENVIRONMENT", "KernelRun", "environment", "op_determinism", "op_determinism_enabled",
+__all__ = ["KERAS_BACKENDS", "TF_ENVIRONMENT", "BackendError", "KernelRun", "check_keras_backend", "environment", "op_determinism", "op_determinism_enabled",
            "quiet_tensorflow_logger", "run_with_kernels", "seed", "set_op_determinism", "start_with_kernels",
-           "set_tensorflow_environment", "silence_tensorflow_logger", "tensorflow_environment",
-           "tensorflow_seed"]
+           "set_tensorflow_environment", "silence_tensorflow_logger", "start_with_keras_backend",
+           "tensorflow_environment", "tensorflow_seed"]
 
 #: The environment every TensorFlow process of the project starts with (a user's own setting
 #: wins): C++ logs silenced, and TensorFlow's oneDNN CPU kernels on, so every x86 CPU runs the
@@ -137,13 +137,14 @@ def quiet_tensorflow_logger() -> Iterator[None]:
 
 
 class KernelRun:
-    """A fresh Python process started by :func:`start_with_kernels`; :meth:`result` waits for it.
+    """A fresh Python process started by :func:`start_with_kernels` or
+    :func:`start_with_keras_backend`; :meth:`result` waits for it.
 
     Its stdout and stderr go to temporary files, not pipes, so a process that writes much while
     nobody reads never stalls."""
 
-    def __init__(self, code: str, *, onednn: bool, timeout: float) -> None:
-        env = {**os.environ, **TF_ENVIRONMENT, "TF_ENABLE_ONEDNN_OPTS": "1" if onednn else "0"}
+    def __init__(self, code: str, *, timeout: float, **variables: str) -> None:
+        env = {**os.environ, **tensorflow_environment(), **variables}
         self._out, self._err = tempfile.TemporaryFile("w+"), tempfile.TemporaryFile("w+")
         self._timeout = timeout
         self._process = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=self._out,
@@ -173,9 +174,44 @@ def start_with_kernels(code: str, *, onednn: bool, timeout: float = 300) -> Kern
     once; :meth:`KernelRun.result` waits for the JSON value it prints last. TensorFlow reads the
     variable once, when it loads, so a process compares kernel sets only this way; starting the
     other kernel set's run first lets it use the CPU while this process works."""
-    return KernelRun(code, onednn=onednn, timeout=timeout)
+    return KernelRun(code, timeout=timeout, TF_ENABLE_ONEDNN_OPTS="1" if onednn else "0")
 
 
 def run_with_kernels(code: str, *, onednn: bool, timeout: float = 300) -> Any:
     """:func:`start_with_kernels` and wait: the JSON value ``code`` prints last."""
     return start_with_kernels(code, onednn=onednn, timeout=timeout).result()
+
+
+#: Keras' backends and the module each needs: ``{backend: (module, what to install)}``.
+KERAS_BACKENDS: dict[str, tuple[str, str]] = {
+    "tensorflow": ("tensorflow", "tensorflow-cpu==2.21.0"),
+    "jax": ("jax", "jax==0.10.2 and jaxlib==0.10.2"),
+    "torch": ("torch", "torch (not in xentlab's lock: PyPI's Linux wheel pulls the CUDA libraries)"),
+}
+
+
+class BackendError(RuntimeError):
+    """A Keras backend that is unknown, or whose package is not installed."""
+
+
+def check_keras_backend(backend: str) -> None:
+    """Raise :class:`BackendError` naming what to install unless Keras can run on ``backend``
+    here (one of :data:`KERAS_BACKENDS`, its package importable)."""
+    import importlib.util
+
+    if backend not in KERAS_BACKENDS:
+        raise BackendError(f"unknown Keras backend {backend!r}: choose one of {sorted(KERAS_BACKENDS)}")
+    module, package = KERAS_BACKENDS[backend]
+    if importlib.util.find_spec(module) is None:
+        raise BackendError(f"Keras' {backend} backend needs {package}, which is not installed: "
+                           "`make setup` installs xentlab's lock (jax included)")
+
+
+def start_with_keras_backend(code: str, backend: str, *, timeout: float = 600) -> KernelRun:
+    """Start ``code`` in a fresh Python process whose Keras runs on ``backend``
+    (``KERAS_BACKEND``, read once when Keras is imported: ``keras/src/backend/config.py``) and
+    return at once; :meth:`KernelRun.result` waits for the JSON value it prints last. TensorFlow's
+    environment is the project's (:func:`tensorflow_environment`). Raises :class:`BackendError`
+    first if the backend cannot run here (:func:`check_keras_backend`)."""
+    check_keras_backend(backend)
+    return KernelRun(code, timeout=timeout, KERAS_BACKEND=backend)

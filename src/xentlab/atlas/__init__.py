@@ -75,6 +75,7 @@ from xentlab.atlas.guide import (
     decision_guide,
     decision_table,
 )
+from xentlab.atlas import backends
 from xentlab.atlas.measure import (
     BAD_CASES,
     MODES,
@@ -177,6 +178,7 @@ __all__ = [
     "SPARSE",
     "TABLE_COLUMNS",
     "WEIGHTED",
+    "backends",
     "bad_label_cell",
     "bad_labels",
     "decision_guide",

@@ -4,6 +4,8 @@ the numbers and the choice of sentence come from the rows, the wording from the 
 
 from __future__ import annotations
 
+import math
+
 from xentlab.atlas import guide_text as T
 from xentlab.atlas.measure import (
     MODES,
@@ -152,6 +154,57 @@ def _rule_probabilities(atlas: Atlas) -> str:
     return text
 
 
+def _backend_row(atlas: Atlas, backend: str, entry: str, mode: str) -> Row | None:
+    """The float32 backend row of ``entry`` in ``mode`` at the backends' gap (or ``None``)."""
+    from xentlab.atlas.backends import FIT_GAP
+
+    found = [r for r in atlas.backends if r["backend"] == backend and r["entry"] == entry
+             and r["mode"] == mode and r["dtype"] == "float32" and r["gap"] == FIT_GAP]
+    return found[0] if found else None
+
+
+def _num(v: float | str | None) -> float | None:
+    """A backend row's value (non-finite values are stored as strings)."""
+    return float(v) if isinstance(v, str) else v
+
+
+def _bad_backend(r: Row | None) -> str:
+    if r is None:
+        return T.EXACT_NOT_MEASURED
+    if r["value"] is None:
+        return T.BAD_RAISES.format(error=(r.get("error") or "").split(":")[0])
+    v = _num(r["value"])
+    return T.BAD_SILENT.format(value=fmt_value(v)) if v is not None and math.isfinite(v) else \
+        T.BAD_NONFINITE.format(outcome=fmt_value(v))
+
+
+def _rule_backends(atlas: Atlas) -> str:
+    """Where Keras' JAX backend differs from its TensorFlow backend (:mod:`xentlab.atlas.backends`)."""
+    from xentlab.atlas.backends import FIT_GAP, differences
+
+    modes = [(_backend_row(atlas, "tensorflow", KERAS_CCE_PROBS, m), _backend_row(atlas, "jax", KERAS_CCE_PROBS, m))
+             for m in ("eager", "compiled", "Model.fit")]
+    if not modes or any(t is None or j is None or t["value"] is None or j["value"] is None for t, j in modes):
+        return ""
+    (tf_row, jax_row), fit = modes[0], modes[2]
+    if fit[0]["value"] != tf_row["value"] or fit[1]["value"] != jax_row["value"]:
+        return ""  # the sentence says "eagerly, compiled and in Model.fit": only when all agree
+    differ = differences(atlas.backends)
+    total = len({r["entry"] for r in atlas.backends})
+    tf_bad, jax_bad = (next((r for r in atlas.backends if r["backend"] == b and r["entry"] == KERAS_SPARSE
+                             and r["mode"] == "label = C"), None) for b in ("tensorflow", "jax"))
+    bad = T.BACKENDS_BAD.format(tf_bad=_bad_backend(tf_bad), jax_bad=_bad_backend(jax_bad)) \
+        if tf_bad or jax_bad else ""
+    logits_differ = [e for e in differ if "from_logits=True" in e and "Focal" not in e]
+    same = T.BACKENDS_SAME if not logits_differ else T.BACKENDS_SAME_EXCEPT.format(
+        calls=", ".join(f"`{e}`" for e in logits_differ))
+    grad = T.GRAD_ZERO if jax_row["grad_max_abs"] == 0 else T.GRAD_AT_MOST.format(grad=fmt_small(jax_row["grad_max_abs"]))
+    return T.BACKENDS.format(cce=KERAS_CCE_PROBS, gap=FIT_GAP, tf_value=fmt_value(_num(tf_row["value"])),
+                             exact=fmt_value(tf_row["oracle"]), jax_value=fmt_value(_num(jax_row["value"])),
+                             jax_grad=grad, count=len(differ), total=total,
+                             calls=", ".join(f"`{e}`" for e in differ), bad=bad, same=same)
+
+
 def _rule_dtype(atlas: Atlas, gap: str, gap_text: str) -> str:
     if "float16" not in atlas.settings.get("dtypes", []):
         return ""
@@ -249,7 +302,7 @@ def decision_guide(atlas: Atlas) -> str:
     gap, gap_text = f"gap {g:g}", T.GAP.format(gap=g)
     rules = [_rule_integer(atlas, gap, gap_text), _rule_dense(atlas, gap, gap_text),
              _rule_multilabel(atlas, gap, gap_text), _rule_probabilities(atlas),
-             _rule_dtype(atlas, gap, gap_text)]
+             _rule_dtype(atlas, gap, gap_text), _rule_backends(atlas)]
     avoid = _avoid_items(atlas)
     if avoid:
         rules.append(T.AVOID + "\n".join(T.AVOID_ITEM.format(item=i) for i in avoid))
@@ -287,5 +340,15 @@ def decision_table(atlas: Atlas) -> str:
         rows.append(("one-hot `[B,C]`", "probabilities", T.TABLE_LOGITS_INSTEAD,
                      T.TABLE_PROBABILITIES.format(keras_probs=KERAS_CCE_PROBS, value=fmt_value(p["value"]),
                                                   oracle=fmt_value(p["oracle"]), grad=grad)))
+    t, j = (_backend_row(atlas, b, KERAS_CCE_PROBS, "Model.fit") for b in ("tensorflow", "jax"))
+    if t is not None and j is not None and t["value"] is not None and j["value"] is not None:
+        from xentlab.atlas.backends import FIT_GAP
+
+        grad = _backend_row(atlas, "jax", KERAS_CCE_PROBS, "eager")
+        rows.append(("one-hot `[B,C]`", "a Keras softmax (`Dense(C, activation=\"softmax\")`), on JAX",
+                     T.TABLE_LOGITS_INSTEAD,
+                     T.TABLE_BACKEND.format(jax_value=fmt_value(_num(j["value"])), tf_value=fmt_value(_num(t["value"])),
+                                            gap=FIT_GAP, grad=T.GRAD_ZERO if grad and grad["grad_max_abs"] == 0
+                                            else T.GRAD_AT_MOST.format(grad=fmt_small(grad and grad["grad_max_abs"])))))
     return T.TABLE_HEAD + "".join(T.TABLE_ROW.format(labels=a, outputs=b, call=c, why=w)
                                   for a, b, c, w in rows if w is not None)

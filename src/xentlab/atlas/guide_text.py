@@ -132,3 +132,15 @@ TABLE_INDEPENDENT = "classes independent; " + TABLE_EXACT
 TABLE_PROBABILITIES = ("on plain probabilities `{keras_probs}` clips them: {value} at a logit gap of "
                        "100 (exact: {oracle}), gradient {grad}")
 TABLE_LOGITS_INSTEAD = "output logits instead and use the one-hot row (`from_logits=True`)"
+
+BACKENDS = ("- **The same Keras code on JAX** (`KERAS_BACKEND=jax`): Keras' TensorFlow backend reads the "
+            "logits behind a Keras softmax; its JAX backend clips. With a `Dense(C, activation=\"softmax\")` "
+            "head and `{cce}` at a logit gap of {gap:g}, TensorFlow returns {tf_value} (exact: {exact}) "
+            "eagerly, compiled and in `Model.fit`, JAX {jax_value} with a gradient that is {jax_grad}. "
+            "{count} of {total} Keras calls measured give different values on the two backends: {calls}.{bad} "
+            "To be exact on both, output logits and pass `from_logits=True`: {same}.\n")
+BACKENDS_BAD = " A label equal to C: TensorFlow {tf_bad}, JAX {jax_bad}."
+BACKENDS_SAME = "every `from_logits=True` call except the focal ones gives the same value on both"
+BACKENDS_SAME_EXCEPT = "the `from_logits=True` calls other than the focal ones agree except {calls}"
+TABLE_BACKEND = ("JAX clips where TensorFlow reads the logits: {jax_value} against {tf_value} at a logit gap "
+                 "of {gap:g}, gradient {grad}")

@@ -7,7 +7,7 @@ import contextlib
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import keras
@@ -15,6 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from xentlab import runtime
+from xentlab.atlas import backends
 from xentlab.atlas.registry import (
     DTYPES,
     FUSED_OPS,
@@ -511,6 +512,8 @@ class Atlas:
         modes: :func:`modes`.
         reductions: :func:`reductions`.
         sampled: :func:`sampled`.
+        backends: :func:`xentlab.atlas.backends.compare`: the Keras entry points on each Keras
+            backend measured (none unless ``measure(keras_backends=...)`` names them).
         settings: batch, classes, seed, dtypes, gaps, TensorFlow and Keras versions.
         seconds: wall time of each measurement (not used by :func:`decision_guide`).
     """
@@ -525,15 +528,16 @@ class Atlas:
     sampled: list[Row]
     settings: dict[str, Any]
     seconds: dict[str, float]
+    backends: list[Row] = field(default_factory=list)
 
     #: The row lists, in rendering order.
     SECTIONS = ("entries", "label_formats", "extremes", "bad_labels", "graphs", "modes",
-                "reductions", "sampled")
+                "reductions", "sampled", "backends")
 
 
 def measure(*, batch: int = 8, classes: int = 5, seed: int = 0,
             entries: Sequence[EntryPoint | str] | None = None,
-            dtypes: Sequence[str] = DTYPES) -> Atlas:
+            dtypes: Sequence[str] = DTYPES, keras_backends: Sequence[str] = ()) -> Atlas:
     """Run every measurement with fixed seeds (about 7 s on a 2-core CPU for all entry points).
 
     Op determinism is off for every section except the rows that say ``determinism=True``;
@@ -547,6 +551,9 @@ def measure(*, batch: int = 8, classes: int = 5, seed: int = 0,
         seed: NumPy and TensorFlow seed.
         entries: a subset of :data:`ENTRY_POINTS` (names or entries); all by default.
         dtypes: the dtypes of :func:`extremes`.
+        keras_backends: Keras backends (:data:`xentlab.runtime.KERAS_BACKENDS`) on which
+            :func:`xentlab.atlas.backends.compare` measures the Keras entry points, each in a
+            fresh process started first (so it runs beside this process' measurements).
     """
     if batch == classes:
         raise ValueError(f"batch and classes must differ (got {batch} for both)")
@@ -554,6 +561,8 @@ def measure(*, batch: int = 8, classes: int = 5, seed: int = 0,
         raise ValueError(f"classes must be >= 3, got {classes}")
     chosen = _resolve(entries)
     seconds: dict[str, float] = {}
+    started = time.perf_counter()
+    pending = backends.start(keras_backends, classes=classes) if keras_backends else []
 
     def run(section: str, fn: Callable[[], list[Row]]) -> list[Row]:
         start = time.perf_counter()
@@ -580,6 +589,9 @@ def measure(*, batch: int = 8, classes: int = 5, seed: int = 0,
                   "gaps": list(GAPS), "tensorflow": tf.__version__, "keras": keras.__version__},
         seconds=seconds,
     )
+    atlas.backends = [row for run in pending for row in run.result()]
+    if keras_backends:
+        seconds["backends"] = time.perf_counter() - started
     return atlas
 
 

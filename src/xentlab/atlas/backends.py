@@ -1,0 +1,240 @@
+"""The atlas' Keras entry points on each Keras backend: the same call, measured on TensorFlow and
+on JAX, each backend in a fresh process (Keras reads ``KERAS_BACKEND`` once, when it is imported:
+``keras/src/backend/config.py``).
+
+Why the backends can differ: with ``from_logits=False`` Keras' TensorFlow backend first looks
+for the logits behind the probabilities (``_get_logits`` in ``keras/src/backend/tensorflow/nn.py``:
+a ``_keras_logits`` attribute, or in a graph the input of a ``Softmax``/``Sigmoid`` op) and, when
+it finds them, computes the exact loss from them. Keras' JAX backend has no such step: its
+``categorical_crossentropy``, ``sparse_categorical_crossentropy`` and ``binary_crossentropy``
+(``keras/src/backend/jax/nn.py``) always clip the probabilities to ``[1e-7, 1 - 1e-7]`` and take
+the log (the categorical ones after renormalising), and its sparse loss one-hot encodes the
+labels with ``jax.nn.one_hot``, which encodes a label outside ``[0, C)`` as a row of zeros.
+
+:func:`measure` runs in the backend's process (``python -m xentlab.atlas.backends``);
+:func:`compare` starts one process per backend and returns every row. Shapes: ``B`` examples,
+``C`` classes.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from xentlab import runtime
+
+Row = dict[str, Any]
+
+#: The backends :func:`compare` measures by default (torch: see :data:`runtime.KERAS_BACKENDS`).
+BACKENDS: tuple[str, ...] = ("tensorflow", "jax")
+#: The logit gaps measured: the true class trails the largest logit by this much.
+GAPS: tuple[float, ...] = (10.0, 100.0, 1000.0)
+#: The 16-bit dtypes measured at :data:`GAPS_16`.
+DTYPES_16: tuple[str, ...] = ("float16", "bfloat16")
+GAPS_16: tuple[float, ...] = (10.0, 100.0)
+#: The modes a call runs in: eagerly, compiled (``tf.function`` / ``jax.jit``), in ``Model.fit``.
+MODES: tuple[str, ...] = ("eager", "compiled", "Model.fit")
+#: The gap of the ``Model.fit`` rows and of the bad-label rows' logits.
+FIT_GAP: float = 100.0
+
+
+def _entries() -> list[Any]:
+    """The atlas' Keras entry points (``keras.losses`` and ``keras.ops``), the probability ones
+    fed by Keras' own activations (as a ``Dense(..., activation="softmax")`` head makes them)."""
+    from xentlab.atlas.registry import ENTRY_POINTS
+
+    return [e for e in ENTRY_POINTS if e.api in ("keras.losses", "keras.ops")
+            and not e.name.endswith("on keras.ops.softmax(logits)")]
+
+
+def _outputs(e: Any, z: Any) -> Any:
+    """The entry's input: the logits, or Keras' softmax / sigmoid activation of them."""
+    import keras
+
+    if e.expects == "logits":
+        return z
+    return (keras.activations.sigmoid if e.family == "sigmoid" else keras.activations.softmax)(z)
+
+
+def _value_and_grad(fn: Callable[[Any], Any], z: np.ndarray, *, compiled: bool
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """``(fn(z), d sum(fn(z)) / dz)`` as float64 NumPy arrays, on the running Keras backend,
+    eagerly or compiled (``tf.function`` on TensorFlow, ``jax.jit`` on JAX)."""
+    import keras
+
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        def both(x: Any) -> tuple[Any, Any]:
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                value = fn(x)
+            grad = tape.gradient(value, x)
+            return value, tf.zeros_like(x) if grad is None else grad
+
+        value, grad = (tf.function(both) if compiled else both)(tf.constant(z))
+    elif backend == "jax":
+        import jax
+        import jax.numpy as jnp
+
+        def both(x: Any) -> tuple[Any, Any]:
+            value, pullback = jax.vjp(fn, x)
+            return value, pullback(jnp.ones_like(value))[0]
+
+        value, grad = (jax.jit(both) if compiled else both)(jnp.asarray(z))
+    else:
+        raise runtime.BackendError(f"no gradient for the Keras backend {backend!r} here")
+    return np.asarray(value).astype(np.float64), np.asarray(grad).astype(np.float64)
+
+
+def _np_dtype(name: str) -> Any:
+    """NumPy's dtype of ``name`` (bfloat16 from ``ml_dtypes``, which TensorFlow and JAX share)."""
+    import ml_dtypes
+
+    return ml_dtypes.bfloat16 if name == "bfloat16" else np.dtype(name)
+
+
+def _fit_value(e: Any, labels: np.ndarray, z: np.ndarray) -> float:
+    """The loss ``Model.fit`` reports for one example on a model whose output layer is
+    ``Dense(C, activation=...)`` with identity weights on input ``z`` (so its logits are ``z``),
+    compiled with the entry's call at its default reduction; the learning rate is 0, so the
+    reported loss is the loss at ``z``."""
+    import keras
+
+    classes = z.shape[-1]
+    activation = None if e.expects == "logits" else ("sigmoid" if e.family == "sigmoid" else "softmax")
+    model = keras.Sequential([keras.Input((classes,)), keras.layers.Dense(
+        classes, activation=activation, use_bias=False, kernel_initializer="identity")])
+    model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.0), loss=e.default_call or e.fn)
+    history = model.fit(z.astype(np.float32), labels, epochs=1, batch_size=len(z), verbose=0)
+    return float(history.history["loss"][0])
+
+
+def _attempt(fn: Callable[[], Any]) -> tuple[Any, str | None]:
+    try:
+        return fn(), None
+    except Exception as exc:  # noqa: BLE001 - an entry's failure is a measurement
+        return None, f"{type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''}"
+
+
+def measure(classes: int = 5) -> list[Row]:
+    """Every Keras entry point on the running backend: value and gradient against the float64
+    oracle eagerly at :data:`GAPS` (float32) and :data:`GAPS_16` (16-bit), compiled at
+    :data:`FIT_GAP`, the loss ``Model.fit`` reports at :data:`FIT_GAP`, and for integer labels
+    what a label equal to ``C`` gives. One example with logits ``[0, gap, 0, ...]`` and true class 0.
+
+    Returns rows ``backend, entry, expects, mode, dtype, gap, value, oracle, rel_error,
+    grad_abs_error, grad_max_abs, error`` (``mode`` ``"label = C"`` for the bad-label rows,
+    ``value`` ``None`` where the call raised, ``error`` its exception)."""
+    import keras
+
+    from xentlab.atlas.measure import _native_labels, _rel_error
+    from xentlab.atlas.registry import oracle
+
+    backend = keras.backend.backend()
+    rows: list[Row] = []
+    cases = [("eager", "float32", g) for g in GAPS] + [("eager", d, g) for d in DTYPES_16 for g in GAPS_16]
+    cases += [("compiled", "float32", FIT_GAP), ("Model.fit", "float32", FIT_GAP)]
+    for e in _entries():
+        labels = _native_labels(e, np.array([0]), classes)
+        for mode, dtype, gap in cases:
+            z = np.zeros((1, classes), np.float64)
+            z[0, 1] = gap
+            z = z.astype(_np_dtype(dtype))
+            ref, ref_grad = oracle(e, np.eye(classes)[[0]], z.astype(np.float64))
+            row: Row = {"backend": backend, "entry": e.name, "expects": e.expects, "mode": mode,
+                        "dtype": dtype, "gap": gap, "oracle": float(np.sum(ref)), "value": None,
+                        "rel_error": None, "grad_abs_error": None, "grad_max_abs": None}
+            if mode == "Model.fit":
+                value, row["error"] = _attempt(lambda: _fit_value(e, labels, z))
+                if value is not None:  # fit reports the mean: over the one example and, [B,C], the classes
+                    row.update(value=value, rel_error=abs(value - float(np.mean(ref))) / float(np.mean(ref)))
+            else:
+                y = labels if labels.dtype.kind == "i" else labels.astype(z.dtype)
+                result, row["error"] = _attempt(lambda: _value_and_grad(
+                    lambda x: e.fn(y, _outputs(e, x)), z, compiled=mode == "compiled"))
+                if result is not None:
+                    value, grad = result
+                    row.update(value=float(np.sum(value)),
+                               rel_error=_rel_error(value, ref) if value.shape == ref.shape else float("nan"),
+                               grad_abs_error=float(np.max(np.abs(grad - ref_grad))),
+                               grad_max_abs=float(np.max(np.abs(grad))))
+            rows.append(_finite(row))
+        if e.labels.startswith("int"):
+            bad = _native_labels(e, np.array([classes]), classes)
+            z = np.zeros((1, classes), np.float32)
+            z[0, 1] = FIT_GAP
+            value, error = _attempt(lambda: float(np.sum(np.asarray(e.fn(bad, _outputs(e, z))))))
+            rows.append(_finite({"backend": backend, "entry": e.name, "expects": e.expects,
+                                 "mode": "label = C", "dtype": "float32", "gap": FIT_GAP,
+                                 "oracle": None, "value": value, "rel_error": None,
+                                 "grad_abs_error": None, "grad_max_abs": None, "error": error}))
+    return rows
+
+
+def _finite(row: Row) -> Row:
+    """NaN and infinities as strings, so that a row survives JSON."""
+    return {k: (repr(v) if isinstance(v, float) and not np.isfinite(v) else v) for k, v in row.items()}
+
+
+def start(backends: Sequence[str] = BACKENDS, *, classes: int = 5, timeout: float = 600
+          ) -> list[runtime.KernelRun]:
+    """Start :func:`measure` on each backend, each in a fresh process, and return at once (each
+    run's ``result()`` waits for its rows). Raises :class:`xentlab.runtime.BackendError` naming
+    what to install if a backend is unknown or missing, before any process starts."""
+    for backend in backends:
+        runtime.check_keras_backend(backend)
+    code = f"import json; from xentlab.atlas import backends; print(json.dumps(backends.measure({int(classes)})))"
+    return [runtime.start_with_keras_backend(code, backend, timeout=timeout) for backend in backends]
+
+
+def compare(backends: Sequence[str] = BACKENDS, *, classes: int = 5, timeout: float = 600) -> list[Row]:
+    """:func:`start` and wait: every backend's rows."""
+    return [row for run in start(backends, classes=classes, timeout=timeout) for row in run.result()]
+
+
+def differences(rows: Sequence[Row], *, gap: float = FIT_GAP, tol: float = 1e-3) -> list[str]:
+    """The entries whose float32 value at ``gap`` differs between the backends in ``rows``
+    (relative to the exact value, above ``tol``) in any mode, in the atlas' order."""
+    by: dict[tuple[str, str], dict[str, Any]] = {}
+    for r in rows:
+        if r["dtype"] == "float32" and r["gap"] == gap and r["mode"] in MODES:
+            by.setdefault((r["entry"], r["mode"]), {})[r["backend"]] = r["value"]
+    out = []
+    for (entry, _), values in by.items():
+        v = list(values.values())
+        if len(v) > 1 and entry not in out and (any(not isinstance(x, float) for x in v)
+                                                or max(v) - min(v) > tol * max(1.0, abs(max(v)))):
+            out.append(entry)
+    return out
+
+
+def cell(r: Row) -> str:
+    """One backend row as a table cell: the value (``grad 0`` where its gradient is exactly 0),
+    or the error class."""
+    if r["value"] is None:
+        return (r.get("error") or "raises").split(":")[0]
+    if isinstance(r["value"], str):
+        return r["value"]
+    return f"{r['value']:.3f}" + (" (grad 0)" if r.get("grad_max_abs") == 0.0 else "")
+
+
+def table(rows: Sequence[Row], *, gap: float = FIT_GAP) -> str:
+    """A Markdown table of ``rows`` at ``gap`` in float32 and of the ``label = C`` rows: one line
+    per entry, one column per (mode, backend), and the exact value."""
+    from xentlab.atlas.render import matrix
+
+    picked = [{**r, "column": f"{r['mode']}, {r['backend']}"} for r in rows
+              if r["dtype"] == "float32" and r["gap"] == gap]
+    exact = {r["entry"]: r for r in picked if r["mode"] == "eager"}
+    picked += [{**r, "column": "exact", "value": r["oracle"], "grad_max_abs": None} for r in exact.values()]
+    return matrix(picked, "entry", "column", cell)
+
+
+if __name__ == "__main__":  # python -m xentlab.atlas.backends [C]: this process' backend, as JSON
+    print(json.dumps(measure(int(sys.argv[1]) if len(sys.argv) > 1 else 5)))
