@@ -348,7 +348,7 @@ GLOSSARY_TERMS = {
     "sum_over_batch_size": "per-example-loss-reduction", "ignore_class": "per-example-loss-reduction",
     "_keras_logits": "clipping-epsilon-ε-renormalisation", "broadcast": "broadcasting",
     "dropout": "dropout-keep_prob", "keep_prob": "dropout-keep_prob", "sampled softmax": "sampled-softmax",
-    "relative error": "relative-error",
+    "relative error": "relative-error", "KERAS_BACKEND": "keras-backend",
 }
 
 

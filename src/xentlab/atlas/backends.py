@@ -99,6 +99,14 @@ def _np_dtype(name: str) -> Any:
     return ml_dtypes.bfloat16 if name == "bfloat16" else np.dtype(name)
 
 
+def _finds_logits(e: Any) -> bool:
+    """Whether the entry hands probabilities to the backend's loss (so the backend may look for
+    the logits behind them): the ``from_logits=False`` calls, and the focal losses, which apply a
+    sigmoid or softmax themselves (``keras/src/losses/losses.py``). Only these get a
+    ``Model.fit`` row."""
+    return e.expects == "probabilities" or "Focal" in e.name
+
+
 def _fit_value(e: Any, labels: np.ndarray, z: np.ndarray) -> float:
     """The loss ``Model.fit`` reports for one example on a model whose output layer is
     ``Dense(C, activation=...)`` with identity weights on input ``z`` (so its logits are ``z``),
@@ -143,6 +151,8 @@ def measure(classes: int = 5) -> list[Row]:
     for e in _entries():
         labels = _native_labels(e, np.array([0]), classes)
         for mode, dtype, gap in cases:
+            if mode == "Model.fit" and not _finds_logits(e):
+                continue
             z = np.zeros((1, classes), np.float64)
             z[0, 1] = gap
             z = z.astype(_np_dtype(dtype))
@@ -199,8 +209,10 @@ def compare(backends: Sequence[str] = BACKENDS, *, classes: int = 5, timeout: fl
 
 
 def differences(rows: Sequence[Row], *, gap: float = FIT_GAP, tol: float = 1e-3) -> list[str]:
-    """The entries whose float32 value at ``gap`` differs between the backends in ``rows``
-    (relative to the exact value, above ``tol``) in any mode, in the atlas' order."""
+    """The entries whose float32 value at ``gap`` differs between the backends in ``rows`` in
+    eager, compiled or ``Model.fit`` mode (by more than ``tol`` times the larger value, at least
+    ``tol``; a call that raises or returns a non-finite value on one backend only differs), in
+    the atlas' order. The ``label = C`` rows are not compared."""
     by: dict[tuple[str, str], dict[str, Any]] = {}
     for r in rows:
         if r["dtype"] == "float32" and r["gap"] == gap and r["mode"] in MODES:
@@ -208,8 +220,9 @@ def differences(rows: Sequence[Row], *, gap: float = FIT_GAP, tol: float = 1e-3)
     out = []
     for (entry, _), values in by.items():
         v = list(values.values())
-        if len(v) > 1 and entry not in out and (any(not isinstance(x, float) for x in v)
-                                                or max(v) - min(v) > tol * max(1.0, abs(max(v)))):
+        numbers = [x for x in v if isinstance(x, float)]
+        if len(v) > 1 and entry not in out and (len(set(map(str, v))) > 1 and len(numbers) < len(v)
+                                                or numbers and max(numbers) - min(numbers) > tol * max(1.0, abs(max(numbers)))):
             out.append(entry)
     return out
 
@@ -225,15 +238,18 @@ def cell(r: Row) -> str:
 
 
 def table(rows: Sequence[Row], *, gap: float = FIT_GAP) -> str:
-    """A Markdown table of ``rows`` at ``gap`` in float32 and of the ``label = C`` rows: one line
-    per entry, one column per (mode, backend), and the exact value."""
+    """Two Markdown tables: the float32 values of ``rows`` at ``gap`` (one line per entry, one
+    column per mode and backend, and the exact value: the sum over an element-wise loss' classes
+    where ``Model.fit`` reports their mean), then what a label equal to ``C`` gives."""
     from xentlab.atlas.render import matrix
 
     picked = [{**r, "column": f"{r['mode']}, {r['backend']}"} for r in rows
-              if r["dtype"] == "float32" and r["gap"] == gap]
+              if r["dtype"] == "float32" and r["gap"] == gap and r["mode"] in MODES]
     exact = {r["entry"]: r for r in picked if r["mode"] == "eager"}
     picked += [{**r, "column": "exact", "value": r["oracle"], "grad_max_abs": None} for r in exact.values()]
-    return matrix(picked, "entry", "column", cell)
+    bad = [{**r, "column": r["backend"]} for r in rows if r["mode"] == "label = C"]
+    return matrix(picked, "entry", "column", cell) + (
+        "\n\n**A label equal to C**\n\n" + matrix(bad, "entry", "column", cell) if bad else "")
 
 
 if __name__ == "__main__":  # python -m xentlab.atlas.backends [C]: this process' backend, as JSON

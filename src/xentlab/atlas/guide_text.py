@@ -137,10 +137,13 @@ BACKENDS = ("- **The same Keras code on JAX** (`KERAS_BACKEND=jax`): Keras' Tens
             "logits behind a Keras softmax; its JAX backend clips. With a `Dense(C, activation=\"softmax\")` "
             "head and `{cce}` at a logit gap of {gap:g}, TensorFlow returns {tf_value} (exact: {exact}) "
             "eagerly, compiled and in `Model.fit`, JAX {jax_value} with a gradient that is {jax_grad}. "
-            "{count} of {total} Keras calls measured give different values on the two backends: {calls}.{bad} "
-            "To be exact on both, output logits and pass `from_logits=True`: {same}.\n")
-BACKENDS_BAD = " A label equal to C: TensorFlow {tf_bad}, JAX {jax_bad}."
-BACKENDS_SAME = "every `from_logits=True` call except the focal ones gives the same value on both"
-BACKENDS_SAME_EXCEPT = "the `from_logits=True` calls other than the focal ones agree except {calls}"
-TABLE_BACKEND = ("JAX clips where TensorFlow reads the logits: {jax_value} against {tf_value} at a logit gap "
-                 "of {gap:g}, gradient {grad}")
+            "In float32 at that gap, {count} of {total} Keras calls measured give different values on the two "
+            "backends: {calls}.{bad} For one model definition that computes the same loss on both, output "
+            "logits and pass `from_logits=True`: {same}.\n")
+BACKENDS_BAD = (" A label equal to C (on a CPU): TensorFlow {tf_bad}, JAX {jax_bad}, so on JAX the example adds "
+                "nothing to the loss yet still counts in the batch mean's divisor.")
+BACKENDS_SAME = "every `from_logits=True` call measured gives the same value on both"
+BACKENDS_SAME_EXCEPT = ("every `from_logits=True` call measured gives the same value on both except {calls}, "
+                        "which apply a sigmoid themselves and then the backend's probability path")
+TABLE_BACKEND = ("in `Model.fit` at a logit gap of {gap:g}: JAX {jax_value}, TensorFlow {tf_value} (exact {exact}); "
+                 "JAX's gradient (measured eagerly) is {grad}")
