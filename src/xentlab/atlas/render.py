@@ -68,6 +68,8 @@ TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
     "reductions": ("entry", "call", "per_example_shape", "reduced_shape", "reduced", "sum",
                    "divisor", "note"),
     "sampled": ("setting", "call", "num_sampled", "value", "full", "rel_diff"),
+    "backends": ("backend", "entry", "mode", "dtype", "gap", "value", "oracle", "rel_error",
+                 "grad_abs_error", "grad_max_abs", "error"),
 }
 
 
