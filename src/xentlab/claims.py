@@ -25,6 +25,10 @@ GUIDES: dict[str, tuple[str, str]] = {
         "TensorFlow guide: Mixed precision",
         "https://www.tensorflow.org/guide/mixed_precision",
     ),
+    "keras": (
+        "Keras 3.15.1: its documentation and backend sources",
+        "https://github.com/keras-team/keras/tree/v3.15.1/keras/src/backend",
+    ),
 }
 
 
@@ -294,5 +298,24 @@ CLAIMS: dict[str, Claim] = {
         "bfloat16 runs faster than float32 on recent Intel CPUs (AMX)",
         "4. Is bfloat16 faster on this CPU?",
         expected="a bfloat16 training step faster than a float32 one on such a CPU",
+    ),
+    "keras.multi-backend": Claim(
+        "\"Keras can now be run on top of JAX, PyTorch, TensorFlow\" (Keras 3.0.0's release notes, "
+        "github.com/keras-team/keras/releases/tag/v3.0.0): the same model code trains the same way on "
+        "each backend",
+        "2. One model, two backends",
+        expected="the same accuracy from the same initial weights and batches on TensorFlow and JAX",
+    ),
+    "keras.tf-reads-logits": Claim(
+        "With from_logits=False, Keras' TensorFlow backend computes categorical_crossentropy from the "
+        "logits behind a softmax output (keras/src/backend/tensorflow/nn.py, _get_logits, lines 1262-1295)",
+        "2. One model, two backends",
+        expected="the saturated network trains in Model.fit on TensorFlow",
+    ),
+    "keras.jax-clips": Claim(
+        "Keras' JAX backend clips the probabilities to [1e-7, 1 - 1e-7] before the log "
+        "(keras/src/backend/jax/nn.py, lines 983-986), so a confident mistake adds no gradient",
+        "2. One model, two backends",
+        expected="the saturated network stays at chance in Model.fit on JAX, most examples below the clip",
     ),
 }

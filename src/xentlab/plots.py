@@ -11,7 +11,7 @@ import tensorflow as tf
 from xentlab.sweeps import nonfinite_edges
 from xentlab.train import History
 
-__all__ = ["COLORS", "MULTILABEL_TICKS", "STYLES", "accuracy_grid", "epsilon_weight",
+__all__ = ["COLORS", "keras_backends", "MULTILABEL_TICKS", "STYLES", "accuracy_grid", "epsilon_weight",
            "gradient_vs_gap", "keras_clip", "keras_training", "logit_sigmoid_softmax", "loss_vs_gap",
            "multilabel_results", "sigmoid_sweep", "step_times", "sum_vs_mean", "ce_cost",
            "training_curves"]
@@ -503,5 +503,28 @@ def mixed_precision(rows: list[Mapping[str, object]], lost: Mapping[str, Mapping
              title="gradient elements lost without a loss scale")
     ax_g.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2))  # below: covers no bar
     ax_g.invert_yaxis()
+    fig.tight_layout()
+    return fig
+
+
+def keras_backends(results: Mapping[tuple[str, str], Mapping[str, object]], clip: float) -> plt.Figure:
+    """Notebook 10's runs, one line per (backend, initialisation): accuracy on the probe digits,
+    and the fraction of them whose true-class probability lies below Keras' clip ``clip`` (where
+    the clipped loss is flat). TensorFlow solid, JAX dashed; one colour per initialisation."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+    inits = list(dict.fromkeys(init for _, init in results))
+    for (backend, init), r in results.items():
+        probes = r["probes"]
+        style = dict(color=f"C{inits.index(init)}", ls="-" if backend == "tensorflow" else "--",
+                     marker="." if backend == "tensorflow" else "x", label=f"{backend}, {init}")
+        steps = [p["step"] for p in probes]
+        axes[0].plot(steps, [p["accuracy"] for p in probes], **style)
+        axes[1].plot(steps, [p["clipped"] for p in probes], **style)
+    axes[0].set(xlabel="training step", ylabel="accuracy on the probe digits", ylim=(0, 1))
+    axes[0].set_title("Accuracy (same weights and batches on both backends)", fontsize=9)
+    axes[1].set(xlabel="training step", ylabel="fraction of probe digits", ylim=(-0.02, 1.02))
+    axes[1].set_title(f"Probe digits whose true-class probability is below the clip ({clip:g})", fontsize=9)
+    for ax in axes:
+        ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
