@@ -124,10 +124,12 @@ def _fit_value(e: Any, labels: np.ndarray, z: np.ndarray) -> float:
 
 
 def _attempt(fn: Callable[[], Any]) -> tuple[Any, str | None]:
-    try:
-        return fn(), None
-    except Exception as exc:  # noqa: BLE001 - an entry's failure is a measurement
-        return None, f"{type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''}"
+    """``(fn(), None)``, or ``(None, "Error: message")`` where it raises
+    (:func:`xentlab.atlas.registry._attempt`, the atlas' one way to record a failure)."""
+    from xentlab.atlas.registry import _attempt as attempt
+
+    result, info = attempt(fn)
+    return result, (f"{info['error']}: {info['message']}" if info["error"] else None)
 
 
 def measure(classes: int = 5) -> list[Row]:

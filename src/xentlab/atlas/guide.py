@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 
 from xentlab.atlas import guide_text as T
+from xentlab.atlas.backends import FIT_GAP, differences
 from xentlab.atlas.measure import (
     MODES,
     Atlas,
@@ -156,8 +157,6 @@ def _rule_probabilities(atlas: Atlas) -> str:
 
 def _backend_row(atlas: Atlas, backend: str, entry: str, mode: str) -> Row | None:
     """The float32 backend row of ``entry`` in ``mode`` at the backends' gap (or ``None``)."""
-    from xentlab.atlas.backends import FIT_GAP
-
     found = [r for r in atlas.backends if r["backend"] == backend and r["entry"] == entry
              and r["mode"] == mode and r["dtype"] == "float32" and r["gap"] == FIT_GAP]
     return found[0] if found else None
@@ -180,8 +179,6 @@ def _bad_backend(r: Row | None) -> str:
 
 def _rule_backends(atlas: Atlas) -> str:
     """Where Keras' JAX backend differs from its TensorFlow backend (:mod:`xentlab.atlas.backends`)."""
-    from xentlab.atlas.backends import FIT_GAP, differences
-
     modes = [(_backend_row(atlas, "tensorflow", KERAS_CCE_PROBS, m), _backend_row(atlas, "jax", KERAS_CCE_PROBS, m))
              for m in ("eager", "compiled", "Model.fit")]
     if any(t is None or j is None or t["value"] is None or j["value"] is None for t, j in modes):
@@ -343,8 +340,6 @@ def decision_table(atlas: Atlas) -> str:
                                                   oracle=fmt_value(p["oracle"]), grad=grad)))
     t, j = (_backend_row(atlas, b, KERAS_CCE_PROBS, "Model.fit") for b in ("tensorflow", "jax"))
     if t is not None and j is not None and t["value"] is not None and j["value"] is not None:
-        from xentlab.atlas.backends import FIT_GAP
-
         grad = _backend_row(atlas, "jax", KERAS_CCE_PROBS, "eager")
         if grad is not None and grad["grad_max_abs"] is not None:
             rows.append(("one-hot `[B,C]`", "a Keras softmax (`Dense(C, activation=\"softmax\")`), on JAX",
