@@ -246,24 +246,24 @@ CLAIMS: dict[str, Claim] = {
     "004.no-1-over-n": Claim(
         "The code does not average over the inputs (no 1/N): a [10, 5] input gives a [10] output; "
         "call tf.reduce_mean yourself",
-        "6. 1/N: one loss per example; the mean belongs to the `Loss` object",
+        "7. 1/N: one loss per example; the mean belongs to the `Loss` object",
         expected={"output_shape": [10]},
     ),
     "004.one-hot-example": Claim(
         "tf.one_hot([3], 5) produces [0, 0, 1, 0, 0]",
-        "7. `tf.one_hot([3], 5)`",
+        "8. `tf.one_hot([3], 5)`",
         expected=[0, 0, 1, 0, 0],
     ),
     "004.target-one-hot": Claim(
         "the target is one-hot (目标是一个热点): label n is the vector v with v[n] = 1 and 0 elsewhere "
         "(our reading of the garbled \"v[n] = 10在其他任何地方\", line 51)",
-        '8. "The target is one-hot"',
+        '9. "The target is one-hot"',
         expected="tf.one_hot encodes label n so, and Keras' categorical cross-entropy expects that encoding",
     ),
     "004.v2-op": Claim(
         "use tf.softmax_cross_entropy_with_logits_v2 (您应该使用tf.softmax_cross_entropy_with_logits_v2): "
         "the combined function solves the numerical problems of the from_logits=False code",
-        "9. `softmax_cross_entropy_with_logits_v2`",
+        "10. `softmax_cross_entropy_with_logits_v2`",
         expected="a v2 op that fixes the numerics",
     ),
     "003.multilabel-sigmoid": Claim(
@@ -303,19 +303,19 @@ CLAIMS: dict[str, Claim] = {
         "\"Keras can now be run on top of JAX, PyTorch, TensorFlow\" (Keras 3.0.0's release notes, "
         "github.com/keras-team/keras/releases/tag/v3.0.0): the same model code trains the same way on "
         "each backend",
-        "2. One model, two backends",
+        "6. The same Keras model on TensorFlow and on JAX",
         expected="the same accuracy from the same initial weights and batches on TensorFlow and JAX",
     ),
     "keras.tf-reads-logits": Claim(
         "With from_logits=False, Keras' TensorFlow backend computes categorical_crossentropy from the "
         "logits behind a softmax output (keras/src/backend/tensorflow/nn.py, _get_logits, lines 1262-1295)",
-        "2. One model, two backends",
+        "6. The same Keras model on TensorFlow and on JAX",
         expected="the saturated network trains in Model.fit on TensorFlow",
     ),
     "keras.jax-clips": Claim(
         "Keras' JAX backend clips the probabilities to [1e-7, 1 - 1e-7] before the log "
         "(keras/src/backend/jax/nn.py, lines 983-986), so a confident mistake adds no gradient",
-        "2. One model, two backends",
+        "6. The same Keras model on TensorFlow and on JAX",
         expected="the saturated network stays at chance in Model.fit on JAX, most examples below the clip",
     ),
 }

@@ -74,17 +74,35 @@ def save_initial_weights(init: str, seed: int, path: Path) -> Path:
     return path
 
 
-def fit(*, init: str, weights: str, steps: int, batch_size: int, learning_rate: float, seed: int,
-        dataset: str, eval_every: int, eval_size: int = 1000) -> dict[str, Any]:
-    """Train :func:`build` ``(init, seed)``, starting from the weights saved at ``weights`` by
-    :func:`save_initial_weights`, with ``Model.fit`` on ``steps`` batches of the
-    training set (:func:`xentlab.train.batch_table`, the notebooks' batches), Adam with ε = 1e-8
-    (TensorFlow 1's, as the documents ran), and probe it (:func:`_probe`) on the first
-    ``eval_size`` test digits every ``eval_every`` steps; returns the backend, the probes and the
-    final accuracy on the whole test set, as JSON-ready values."""
+def _batches(x: np.ndarray, y: np.ndarray, table: np.ndarray) -> Any:
+    """A ``keras.utils.PyDataset`` yielding step ``i``'s batch of ``table`` (images float32
+    ``[B, 28, 28]``, one-hot labels ``[B, 10]``), built as it is asked for: 20,000 steps of 128
+    images held at once would be 8 GB in float32."""
     import keras
 
-    from xentlab import data, train
+    class Batches(keras.utils.PyDataset):
+        def __len__(self) -> int:
+            return len(table)
+
+        def __getitem__(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+            rows = table[i]
+            return x[rows].astype(np.float32), np.eye(10, dtype=np.float32)[y[rows]]
+
+    return Batches()
+
+
+def fit(*, init: str, weights: str, steps: int, batch_size: int, learning_rate: float, seed: int,
+        dataset: str, eval_every: int, eval_size: int = 1000, log: str | None = None) -> dict[str, Any]:
+    """Train :func:`build` ``(init, seed)``, starting from the weights saved at ``weights`` by
+    :func:`save_initial_weights`, with ``Model.fit`` on ``steps`` batches of the training set
+    (:func:`xentlab.data.batch_table`, the notebooks' batches), Adam with ε = 1e-8 (TensorFlow 1's,
+    as the documents ran), and probe it (:func:`_probe`) on the first ``eval_size`` test digits
+    every ``eval_every`` steps, appending each probe to the JSON-lines file ``log`` if given (a
+    long run's progress, kept if it fails). Returns the backend, the probes and the final accuracy
+    on the whole test set, as JSON-ready values."""
+    import keras
+
+    from xentlab import data
 
     ds = data.load(dataset)
     keras.utils.set_random_seed(seed)
@@ -93,20 +111,26 @@ def fit(*, init: str, weights: str, steps: int, batch_size: int, learning_rate: 
         model.set_weights([saved[f"arr_{i}"] for i in range(len(saved.files))])
     model.compile(optimizer=keras.optimizers.Adam(learning_rate, epsilon=1e-8),
                   loss=keras.losses.CategoricalCrossentropy())
-    idx = train.batch_table(len(ds.x_train), batch_size, steps, seed).reshape(-1)
-    x, y = ds.x_train[idx].astype(np.float32), np.eye(10, dtype=np.float32)[ds.y_train[idx]]
+    batches = _batches(ds.x_train, ds.y_train, data.batch_table(len(ds.x_train), batch_size, steps, seed))
     x_eval, y_eval = ds.x_test[:eval_size].astype(np.float32), ds.y_test[:eval_size]
-    probes: list[dict[str, float]] = [{"step": 0, **_probe(model, x_eval, y_eval)}]
+    probes: list[dict[str, float]] = []
     start = time.perf_counter()
+
+    def probe(step: int, synced: Any) -> None:  # synced: the model with its weights attached
+        probes.append({"step": step, **_probe(synced, x_eval, y_eval)})
+        if log:
+            with open(log, "a") as f:
+                f.write(json.dumps({**probes[-1], "seconds": time.perf_counter() - start}) + "\n")
 
     class Probe(keras.callbacks.Callback):
         def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
             if (batch + 1) % eval_every == 0 or batch + 1 == steps:
-                probes.append({"step": batch + 1, **_probe(self.model, x_eval, y_eval)})
+                probe(batch + 1, self.model)  # on JAX, Callback.model syncs the weights mid-epoch
 
-    model.fit(x, y, batch_size=batch_size, epochs=1, shuffle=False, verbose=0, callbacks=[Probe()])
+    probe(0, model)
+    model.fit(batches, epochs=1, shuffle=False, verbose=0, callbacks=[Probe()])
     final = _probe(model, ds.x_test.astype(np.float32), ds.y_test)
-    return {"backend": keras.backend.backend(), "init": init, "probes": probes,
+    return {"backend": keras.backend.backend(), "init": init, "steps": steps, "probes": probes,
             "test_accuracy": final["accuracy"], "seconds": time.perf_counter() - start}
 
 

@@ -508,7 +508,7 @@ def mixed_precision(rows: list[Mapping[str, object]], lost: Mapping[str, Mapping
 
 
 def keras_backends(results: Mapping[tuple[str, str], Mapping[str, object]], clip: float) -> plt.Figure:
-    """Notebook 10's runs, one line per (backend, initialisation): accuracy on the probe digits,
+    """Notebook 05's Model.fit runs (section 6), one line per (backend, initialisation): accuracy on the probe digits,
     and the fraction of them whose true-class probability lies below Keras' clip ``clip`` (where
     the clipped loss is flat). TensorFlow solid, JAX dashed; one colour per initialisation."""
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
