@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from xentlab import losses, models, runtime, train
+from xentlab import data, losses, models, runtime, train
 
 RNG = np.random.default_rng(0)
 DATA = SimpleNamespace(
@@ -73,8 +73,8 @@ def test_step_is_traced_once():
 
 
 def test_batches_identical_across_runs_and_cover_each_epoch():
-    t1 = train.batch_table(96, 16, 12, seed=0)
-    t2 = train.batch_table(96, 16, 12, seed=0)
+    t1 = data.batch_table(96, 16, 12, seed=0)
+    t2 = data.batch_table(96, 16, 12, seed=0)
     np.testing.assert_array_equal(t1, t2)
     assert t1.shape == (12, 16) and t1.dtype == np.int32
     first_epoch = t1[:6].ravel()
@@ -163,8 +163,8 @@ def test_multi_hot_labels_and_logit_gradient_statistics():
     rng = np.random.default_rng(1)
     y = (rng.random((64, 10)) < 0.2).astype(np.float32)
     y[np.arange(64), rng.integers(0, 10, 64)] = 1.0
-    data = train.Arrays(DATA.x_train[:64], y, DATA.x_test[:20], y[:20])
-    h = train.train(models.RawCNN(init_stddev=0.05, seed=0), data, steps=4, batch_size=16,
+    arrays = train.Arrays(DATA.x_train[:64], y, DATA.x_test[:20], y[:20])
+    h = train.train(models.RawCNN(init_stddev=0.05, seed=0), arrays, steps=4, batch_size=16,
                     eval_every=2, progress=False,
                     loss=losses.reduced(lambda t, z: tf.reduce_sum(
                         losses.sigmoid_cross_entropy(t, z), -1)))

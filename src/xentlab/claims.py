@@ -25,6 +25,10 @@ GUIDES: dict[str, tuple[str, str]] = {
         "TensorFlow guide: Mixed precision",
         "https://www.tensorflow.org/guide/mixed_precision",
     ),
+    "keras": (
+        "Keras 3.15.1: its documentation and backend sources",
+        "https://github.com/keras-team/keras/tree/v3.15.1/keras/src/backend",
+    ),
 }
 
 
@@ -242,24 +246,24 @@ CLAIMS: dict[str, Claim] = {
     "004.no-1-over-n": Claim(
         "The code does not average over the inputs (no 1/N): a [10, 5] input gives a [10] output; "
         "call tf.reduce_mean yourself",
-        "6. 1/N: one loss per example; the mean belongs to the `Loss` object",
+        "7. 1/N: one loss per example; the mean belongs to the `Loss` object",
         expected={"output_shape": [10]},
     ),
     "004.one-hot-example": Claim(
         "tf.one_hot([3], 5) produces [0, 0, 1, 0, 0]",
-        "7. `tf.one_hot([3], 5)`",
+        "8. `tf.one_hot([3], 5)`",
         expected=[0, 0, 1, 0, 0],
     ),
     "004.target-one-hot": Claim(
         "the target is one-hot (目标是一个热点): label n is the vector v with v[n] = 1 and 0 elsewhere "
         "(our reading of the garbled \"v[n] = 10在其他任何地方\", line 51)",
-        '8. "The target is one-hot"',
+        '9. "The target is one-hot"',
         expected="tf.one_hot encodes label n so, and Keras' categorical cross-entropy expects that encoding",
     ),
     "004.v2-op": Claim(
         "use tf.softmax_cross_entropy_with_logits_v2 (您应该使用tf.softmax_cross_entropy_with_logits_v2): "
         "the combined function solves the numerical problems of the from_logits=False code",
-        "9. `softmax_cross_entropy_with_logits_v2`",
+        "10. `softmax_cross_entropy_with_logits_v2`",
         expected="a v2 op that fixes the numerics",
     ),
     "003.multilabel-sigmoid": Claim(
@@ -294,5 +298,27 @@ CLAIMS: dict[str, Claim] = {
         "bfloat16 runs faster than float32 on recent Intel CPUs (AMX)",
         "4. Is bfloat16 faster on this CPU?",
         expected="a bfloat16 training step faster than a float32 one on such a CPU",
+    ),
+    "keras.multi-backend": Claim(
+        "\"The ability to dynamically select the backend that will deliver the best performance for "
+        "your model without having to change anything to your code\" (Introducing Keras 3.0, "
+        "keras.io/keras_3); our reading: the same model code trains alike on each backend",
+        "6. The same Keras model on TensorFlow and on JAX",
+        expected="test accuracies within 0.02 of each other on TensorFlow and JAX, from the same weights "
+                 "and batches, for each initialisation",
+    ),
+    "keras.tf-reads-logits": Claim(
+        "With from_logits=False, Keras' TensorFlow backend computes categorical_crossentropy from the "
+        "logits behind an output that carries _keras_logits (Keras' softmax activation) or, in a traced "
+        "graph, behind a Softmax op (keras/src/backend/tensorflow/nn.py, _get_logits, lines 1262-1295)",
+        "6. The same Keras model on TensorFlow and on JAX",
+        expected="the saturated network's confidently wrong digits pass gradient, and it trains in Model.fit",
+    ),
+    "keras.jax-clips": Claim(
+        "With from_logits=False, Keras' JAX backend renormalises, clips the probabilities to "
+        "[1e-7, 1 - 1e-7] and takes the log (keras/src/backend/jax/nn.py, lines 983-986): it never "
+        "looks for logits, so a confident mistake passes no gradient",
+        "6. The same Keras model on TensorFlow and on JAX",
+        expected="exactly zero gradient from the saturated network's confidently wrong digits",
     ),
 }

@@ -189,7 +189,7 @@ class Dataset:
     (The first tutorial copy, ``tensorflow/g3doc/tutorials/mnist/input_data.py``, did not
     shuffle before the first epoch, and dropped an epoch's incomplete last batch.)
 
-    The notebooks' loop (:mod:`xentlab.train`, ``batch_table``) draws batches by index from one
+    The notebooks' loop (:mod:`xentlab.train`, :func:`batch_table`) draws batches by index from one
     seeded permutation per epoch (``numpy.random.default_rng(seed)``), epochs concatenated, so a
     batch may straddle two epochs as in TF1's ``next_batch``; the same seed gives the same
     batches. It trains on ``x_train`` only; ``x_val`` is for the notebooks to use or ignore.
@@ -572,3 +572,12 @@ def rel_path(path: Path) -> str:
         return str(Path(path).resolve().relative_to(PROJECT_ROOT))
     except ValueError:
         return str(path)
+
+
+def batch_table(n: int, batch_size: int, steps: int, seed: int) -> np.ndarray:
+    """``int32 [steps, batch_size]``: example indices of each step's batch, from one seeded
+    permutation of ``range(n)`` per epoch (epochs concatenated, batches may straddle two)."""
+    rng = np.random.default_rng(seed)
+    epochs = -(-steps * batch_size // n)
+    order = np.concatenate([rng.permutation(n) for _ in range(epochs)])
+    return order[: steps * batch_size].reshape(steps, batch_size).astype(np.int32)

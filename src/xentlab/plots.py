@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -11,7 +12,7 @@ import tensorflow as tf
 from xentlab.sweeps import nonfinite_edges
 from xentlab.train import History
 
-__all__ = ["COLORS", "MULTILABEL_TICKS", "STYLES", "accuracy_grid", "epsilon_weight",
+__all__ = ["COLORS", "keras_backends", "MULTILABEL_TICKS", "STYLES", "accuracy_grid", "epsilon_weight",
            "gradient_vs_gap", "keras_clip", "keras_training", "logit_sigmoid_softmax", "loss_vs_gap",
            "multilabel_results", "sigmoid_sweep", "step_times", "sum_vs_mean", "ce_cost",
            "training_curves"]
@@ -503,5 +504,34 @@ def mixed_precision(rows: list[Mapping[str, object]], lost: Mapping[str, Mapping
              title="gradient elements lost without a loss scale")
     ax_g.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2))  # below: covers no bar
     ax_g.invert_yaxis()
+    fig.tight_layout()
+    return fig
+
+
+def keras_backends(results: Mapping[tuple[str, str], Mapping[str, Any]]) -> plt.Figure:
+    """Notebook 05's ``Model.fit`` runs (section 6), one panel per message, the step axis
+    log-scaled (symlog: step 0 included): the N(0, 1) network's accuracy on the probe digits by
+    backend; its fraction of probe digits whose true-class probability is below Keras' clip (the
+    runs' ``epsilon``); the Keras-default network's accuracy by backend. TensorFlow solid, JAX
+    dashed."""
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    eps = next(iter(results.values()))["epsilon"]
+    panels = [("stddev 1", "accuracy", axes[0], "N(0, 1) weights: accuracy"),
+              ("stddev 1", "clipped", axes[1], rf"N(0, 1) weights: true-class $p < 10^{{{round(np.log10(eps))}}}$"),
+              ("keras default", "accuracy", axes[2], "Keras' default weights: accuracy")]
+    for init, key, ax, title in panels:
+        for (backend, run_init), r in results.items():
+            if run_init != init:
+                continue
+            probes = r["probes"]
+            ax.plot([p["step"] for p in probes], [p[key] for p in probes], label=backend,
+                    color="C0" if backend == "tensorflow" else "C3", ls="-" if backend == "tensorflow" else "--",
+                    marker="." if backend == "tensorflow" else "x")
+        ax.set_xscale("symlog", linthresh=1)
+        ax.set(xlabel="training step (log scale)", ylim=(-0.02, 1.02))
+        ax.set_title(title, fontsize=9)
+        ax.legend(fontsize=8)
+    axes[0].set_ylabel("accuracy on the first 1,000 test digits")
+    axes[1].set_ylabel("fraction of those digits")
     fig.tight_layout()
     return fig

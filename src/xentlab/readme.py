@@ -73,11 +73,14 @@ def notebook_table(notebooks_dir: Path = NOTEBOOKS_DIR, reports_dir: Path = REPO
     seconds = {nb["name"]: nb["seconds"] for nb in (_read("ci", "provenance.json", reports_dir) or {}).get("notebooks", [])}
     lines = ["| notebook | question | sources | `ci` time | `ci` verdicts | `paper` verdicts |",
              "|---|---|---|---|---|---|"]
+    ran = {p: {part.stem for part in (reports_dir / p / "parts").glob("*.json")} for p in ("ci", "paper")}
     for nb in sorted(notebooks_dir.glob("[0-9][0-9]_*.ipynb")):
         mine = {p: [c for c in claims if c["notebook"] == nb.stem] for p, claims in by_profile.items()}
         took = duration(seconds[nb.stem]) if nb.stem in seconds else "—"
+        verdicts = [f"[{_counts(mine[p])}](reports/{p}/README.md)" if nb.stem in ran[p] or mine[p] else "not run yet"
+                    for p in ("ci", "paper")]
         lines.append(f"| [{nb.stem}](notebooks/{nb.name}) | {_title(nb)} | {_sources(mine['ci'] or mine['paper'])} | "
-                     f"{took} | " + " | ".join(f"[{_counts(mine[p])}](reports/{p}/README.md)" for p in ("ci", "paper")) + " |")
+                     f"{took} | " + " | ".join(verdicts) + " |")
     return "\n".join(lines)
 
 

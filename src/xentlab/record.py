@@ -30,7 +30,8 @@ from xentlab.config import RUN_DIR_ENV, SCRATCH_DIR
 #: ``untested``: the run could not test the claim (e.g. its budget is smaller than the document's);
 #: recorded with its reason, never counted as ``partly``.
 VERDICTS = ("reproduced", "refuted", "partly", "untested")
-_ID = re.compile(r"^(\d{3}|guide)\.[a-z0-9][a-z0-9-]*$")
+#: A claim id: a document number or a published source's prefix (:data:`xentlab.claims.GUIDES`).
+_ID = re.compile(r"^(\d{3}|guide|keras)\.[a-z0-9][a-z0-9-]*$")
 _notebook: str | None = None
 
 
@@ -123,9 +124,9 @@ def claim(
     in a claim echoes no dict (:func:`claims` returns what was stored).
     """
     if not _ID.match(id):
-        raise ValueError(f"claim id must look like '001.some-slug' or 'guide.some-slug', got {id!r}")
-    if id.startswith("guide.") != bool(citation):
-        raise ValueError("a 'guide.' claim needs citation='<URL>', and only a 'guide.' claim takes one")
+        raise ValueError(f"claim id must look like '001.some-slug', 'guide.some-slug' or 'keras.some-slug', got {id!r}")
+    if id[0].isdigit() == bool(citation):
+        raise ValueError("a 'guide.' or 'keras.' claim needs citation='<URL>', and only such a claim takes one")
     if verdict not in VERDICTS:
         raise ValueError(f"verdict must be one of {VERDICTS}, got {verdict!r}")
     if not measured_text.strip():

@@ -7,7 +7,7 @@
 - **Labels.** Integer labels ``y [N]`` reach the loss one-hot (``[B, C]`` float32), or as they
   are with ``sparse=True`` (for :func:`xentlab.losses.sparse_softmax_cross_entropy`). Float
   labels ``y [N, C]`` (soft or multi-hot) reach it as they are.
-- **Batches** are drawn by index from a seeded permutation per epoch (:func:`batch_table`):
+- **Batches** are drawn by index from a seeded permutation per epoch (:func:`xentlab.data.batch_table`):
   every loss or optimizer run with the same ``seed``, ``steps`` and ``batch_size`` sees exactly
   the same batches.
 - **Compiled or eager.** ``compiled=True`` (default) runs the step as one ``tf.function`` with no
@@ -35,8 +35,9 @@ import numpy as np
 import tensorflow as tf
 
 from xentlab import losses
+from xentlab.data import batch_table
 
-__all__ = ["Arrays", "History", "LossFn", "accuracy", "batch_table", "loss_and_grad_norm",
+__all__ = ["Arrays", "History", "LossFn", "accuracy", "loss_and_grad_norm",
            "predict_logits", "saturation", "train"]
 
 #: ``(labels [B, C] float32 | [B] int, logits [B, C]) -> scalar``.
@@ -178,15 +179,6 @@ def saturation(model: Any, loss: LossFn, x: np.ndarray, y: np.ndarray) -> dict[s
             "largest_below_1": float(below.max()) if below.size else float("nan"),
             "zero_outputs": float(np.mean(p == 0)),
             "grad_norm": loss_and_grad_norm(model, loss, x, y)[1]}
-
-
-def batch_table(n: int, batch_size: int, steps: int, seed: int) -> np.ndarray:
-    """``int32 [steps, batch_size]``: example indices of each step's batch, from one seeded
-    permutation of ``range(n)`` per epoch (epochs concatenated, batches may straddle two)."""
-    rng = np.random.default_rng(seed)
-    epochs = -(-steps * batch_size // n)
-    order = np.concatenate([rng.permutation(n) for _ in range(epochs)])
-    return order[: steps * batch_size].reshape(steps, batch_size).astype(np.int32)
 
 
 def _optimizer(optimizer: str | keras.optimizers.Optimizer,
