@@ -300,22 +300,25 @@ CLAIMS: dict[str, Claim] = {
         expected="a bfloat16 training step faster than a float32 one on such a CPU",
     ),
     "keras.multi-backend": Claim(
-        "\"Keras can now be run on top of JAX, PyTorch, TensorFlow\" (Keras 3.0.0's release notes, "
-        "github.com/keras-team/keras/releases/tag/v3.0.0): the same model code trains the same way on "
-        "each backend",
+        "\"The ability to dynamically select the backend that will deliver the best performance for "
+        "your model without having to change anything to your code\" (Introducing Keras 3.0, "
+        "keras.io/keras_3); our reading: the same model code trains alike on each backend",
         "6. The same Keras model on TensorFlow and on JAX",
-        expected="the same accuracy from the same initial weights and batches on TensorFlow and JAX",
+        expected="test accuracies within 0.02 of each other on TensorFlow and JAX, from the same weights "
+                 "and batches, for each initialisation",
     ),
     "keras.tf-reads-logits": Claim(
         "With from_logits=False, Keras' TensorFlow backend computes categorical_crossentropy from the "
-        "logits behind a softmax output (keras/src/backend/tensorflow/nn.py, _get_logits, lines 1262-1295)",
+        "logits behind an output that carries _keras_logits (Keras' softmax activation) or, in a traced "
+        "graph, behind a Softmax op (keras/src/backend/tensorflow/nn.py, _get_logits, lines 1262-1295)",
         "6. The same Keras model on TensorFlow and on JAX",
-        expected="the saturated network trains in Model.fit on TensorFlow",
+        expected="the saturated network's confidently wrong digits pass gradient, and it trains in Model.fit",
     ),
     "keras.jax-clips": Claim(
-        "Keras' JAX backend clips the probabilities to [1e-7, 1 - 1e-7] before the log "
-        "(keras/src/backend/jax/nn.py, lines 983-986), so a confident mistake adds no gradient",
+        "With from_logits=False, Keras' JAX backend renormalises, clips the probabilities to "
+        "[1e-7, 1 - 1e-7] and takes the log (keras/src/backend/jax/nn.py, lines 983-986): it never "
+        "looks for logits, so a confident mistake passes no gradient",
         "6. The same Keras model on TensorFlow and on JAX",
-        expected="the saturated network stays at chance in Model.fit on JAX, most examples below the clip",
+        expected="exactly zero gradient from the saturated network's confidently wrong digits",
     ),
 }

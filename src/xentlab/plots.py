@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -507,24 +508,30 @@ def mixed_precision(rows: list[Mapping[str, object]], lost: Mapping[str, Mapping
     return fig
 
 
-def keras_backends(results: Mapping[tuple[str, str], Mapping[str, object]], clip: float) -> plt.Figure:
-    """Notebook 05's Model.fit runs (section 6), one line per (backend, initialisation): accuracy on the probe digits,
-    and the fraction of them whose true-class probability lies below Keras' clip ``clip`` (where
-    the clipped loss is flat). TensorFlow solid, JAX dashed; one colour per initialisation."""
-    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
-    inits = list(dict.fromkeys(init for _, init in results))
-    for (backend, init), r in results.items():
-        probes = r["probes"]
-        style = dict(color=f"C{inits.index(init)}", ls="-" if backend == "tensorflow" else "--",
-                     marker="." if backend == "tensorflow" else "x", label=f"{backend}, {init}")
-        steps = [p["step"] for p in probes]
-        axes[0].plot(steps, [p["accuracy"] for p in probes], **style)
-        axes[1].plot(steps, [p["clipped"] for p in probes], **style)
-    axes[0].set(xlabel="training step", ylabel="accuracy on the probe digits", ylim=(0, 1))
-    axes[0].set_title("Accuracy (same weights and batches on both backends)", fontsize=9)
-    axes[1].set(xlabel="training step", ylabel="fraction of probe digits", ylim=(-0.02, 1.02))
-    axes[1].set_title(f"Probe digits whose true-class probability is below the clip ({clip:g})", fontsize=9)
-    for ax in axes:
-        ax.legend(fontsize=7)
+def keras_backends(results: Mapping[tuple[str, str], Mapping[str, Any]]) -> plt.Figure:
+    """Notebook 05's ``Model.fit`` runs (section 6), one panel per message, the step axis
+    log-scaled (symlog: step 0 included): the N(0, 1) network's accuracy on the probe digits by
+    backend; its fraction of probe digits whose true-class probability is below Keras' clip (the
+    runs' ``epsilon``); the Keras-default network's accuracy by backend. TensorFlow solid, JAX
+    dashed."""
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    eps = next(iter(results.values()))["epsilon"]
+    panels = [("stddev 1", "accuracy", axes[0], "N(0, 1) weights: accuracy"),
+              ("stddev 1", "clipped", axes[1], rf"N(0, 1) weights: true-class $p < 10^{{{round(np.log10(eps))}}}$"),
+              ("keras default", "accuracy", axes[2], "Keras' default weights: accuracy")]
+    for init, key, ax, title in panels:
+        for (backend, run_init), r in results.items():
+            if run_init != init:
+                continue
+            probes = r["probes"]
+            ax.plot([p["step"] for p in probes], [p[key] for p in probes], label=backend,
+                    color="C0" if backend == "tensorflow" else "C3", ls="-" if backend == "tensorflow" else "--",
+                    marker="." if backend == "tensorflow" else "x")
+        ax.set_xscale("symlog", linthresh=1)
+        ax.set(xlabel="training step (log scale)", ylim=(-0.02, 1.02))
+        ax.set_title(title, fontsize=9)
+        ax.legend(fontsize=8)
+    axes[0].set_ylabel("accuracy on the first 1,000 test digits")
+    axes[1].set_ylabel("fraction of those digits")
     fig.tight_layout()
     return fig
