@@ -568,8 +568,9 @@ def linear_cross_entropy(labels: TensorLike, hidden: TensorLike, weights: Tensor
     def loss_fn(h: tf.Tensor, w: tf.Tensor, b: tf.Tensor) -> Any:
         top = tf.fill(tf.shape(y), -np.inf)
         total = tf.zeros(tf.shape(y), f32)
-        for start, stop in spans:  # online log-sum-exp
-            z = block_logits(h, w, b, start, stop)
+        for start, stop in spans:  # online log-sum-exp, one block after the other
+            with tf.control_dependencies([total]):  # in a graph: not before the previous block is reduced
+                z = block_logits(h, w, b, start, stop)
             new_top = tf.maximum(top, tf.reduce_max(z, axis=1))
             total = total * tf.exp(top - new_top) + tf.reduce_sum(tf.exp(z - new_top[:, None]), axis=1)
             top = new_top
@@ -586,12 +587,15 @@ def linear_cross_entropy(labels: TensorLike, hidden: TensorLike, weights: Tensor
             dh = tf.zeros(tf.shape(h), f32)
             dw, db = [], []
             for start, stop in spans:
-                z = block_logits(h, w, b, start, stop)
+                with tf.control_dependencies([dh]):  # one block at a time, as in the forward pass
+                    z = block_logits(h, w, b, start, stop)
                 target = (1.0 - eps) * tf.one_hot(y - start, stop - start) + eps / num_classes
                 dz = tf.cast(g * (tf.exp(z - lse[:, None]) - target), h.dtype)  # [N, block]
                 dh += tf.cast(tf.matmul(dz, w[:, start:stop], transpose_b=True), f32)
                 dw.append(tf.matmul(h, dz, transpose_a=True))
                 db.append(tf.reduce_sum(tf.cast(dz, f32), axis=0))
+            # dW's blocks are concatenated at the end, so dW exists twice for a moment: TensorFlow
+            # has no in-place write into a slice of a tensor outside XLA
             return tf.cast(dh, h.dtype), tf.concat(dw, axis=1), tf.cast(tf.concat(db, axis=0), b.dtype)
 
         return loss, grad
