@@ -330,7 +330,7 @@ CLAIMS: dict[str, Claim] = {
         "indexed dot product, the log-sum-exp accumulated over vocabulary blocks, the backward pass "
         "recomputing each block) is exact and needs a small fraction of the materialised loss' "
         "memory (Gemma 2 (2B): 24 GB to 1 MB for the loss computation)",
-        "3. Exact at every size, and the memory it saves",
+        "3. Exact where the materialised op ran, and what it costs",
         expected="loss and gradients equal to the materialised op's; memory beyond the must-exist bytes "
                  "at most 5% of the materialised op's at the largest size measured with both",
     ),

@@ -502,8 +502,11 @@ def linear_cross_entropy(labels: TensorLike, hidden: TensorLike, weights: Tensor
     Backward (``tf.custom_gradient``): each block's logits are recomputed from ``hidden`` and
     that block of ``weights``, turned into the block's gradient
     ``g_i (softmax_ic - (1 - ε) [c = y_i] - ε / C)``, and multiplied out into ``d hidden``
-    (accumulated in float32) and that block of ``d weights``. The largest temporary is
-    ``[N, block_size]``. This is the method of Cut Cross-Entropy (Wijmans et al., 2024,
+    (accumulated in float32) and that block of ``d weights``; the blocks of ``d weights`` are
+    concatenated at the end. In a ``tf.function`` each block waits for the previous one
+    (``tf.control_dependencies``), so the temporaries are a few ``[N, block_size]`` arrays; under
+    XLA the compiler merges the backward pass's recomputed logits with the forward pass's
+    (common-subexpression elimination) and keeps them all. This is the method of Cut Cross-Entropy (Wijmans et al., 2024,
     arXiv 2411.09009), written with TensorFlow ops rather than a fused kernel.
 
     Args:
@@ -512,7 +515,9 @@ def linear_cross_entropy(labels: TensorLike, hidden: TensorLike, weights: Tensor
             and under XLA (whose gather clamps) the token's loss is NaN.
         hidden: ``[N, H]`` floating point (float16 or bfloat16 are multiplied in their dtype, and
             the log-sum-exp and ``d hidden`` are accumulated in float32).
-        weights: ``[H, C]``, the output layer's kernel, in ``hidden``'s dtype.
+        weights: ``[H, C]``, the output layer's kernel, in ``hidden``'s dtype (a float32 kernel with
+            float16 or bfloat16 ``hidden``, as a Keras mixed-precision layer keeps it, is cast to
+            that dtype for the products).
         bias: ``[C]`` or None.
         block_size: vocabulary columns per block, at least 1.
         label_smoothing: ε in [0, 1]: the target is ``(1 - ε) one_hot + ε / C`` (Keras'
@@ -530,6 +535,8 @@ def linear_cross_entropy(labels: TensorLike, hidden: TensorLike, weights: Tensor
     h = _floating(hidden, "hidden", min_rank=2)
     w = tf.convert_to_tensor(weights, dtype_hint=h.dtype)
     y = tf.convert_to_tensor(labels)
+    if w.dtype == tf.float32 and h.dtype in (tf.float16, tf.bfloat16):
+        w = tf.cast(w, h.dtype)  # a mixed-precision layer's float32 kernel, used in the compute dtype
     if h.shape.rank != 2 or w.shape.rank != 2:
         raise ValueError(f"hidden must be [N, H] and weights [H, C], got {_fmt_shape(h.shape)} "
                          f"and {_fmt_shape(w.shape)}")
@@ -566,13 +573,16 @@ def linear_cross_entropy(labels: TensorLike, hidden: TensorLike, weights: Tensor
 
     @tf.custom_gradient
     def loss_fn(h: tf.Tensor, w: tf.Tensor, b: tf.Tensor) -> Any:
+        # eagerly, a tape records the ops inside a custom gradient and keeps their tensors: not these
+        h, w, b = tf.stop_gradient(h), tf.stop_gradient(w), tf.stop_gradient(b)
         top = tf.fill(tf.shape(y), -np.inf)
         total = tf.zeros(tf.shape(y), f32)
         for start, stop in spans:  # online log-sum-exp, one block after the other
             with tf.control_dependencies([total]):  # in a graph: not before the previous block is reduced
                 z = block_logits(h, w, b, start, stop)
             new_top = tf.maximum(top, tf.reduce_max(z, axis=1))
-            total = total * tf.exp(top - new_top) + tf.reduce_sum(tf.exp(z - new_top[:, None]), axis=1)
+            rescale = tf.where(top == new_top, 1.0, tf.exp(top - new_top))  # 1, not NaN, while both are -inf
+            total = total * rescale + tf.reduce_sum(tf.exp(z - new_top[:, None]), axis=1)
             top = new_top
         lse = top + tf.math.log(total)
         true_logit = tf.cast(tf.einsum("nh,hn->n", h, tf.gather(w, y, axis=1)) + tf.gather(b, y), f32)
@@ -587,15 +597,18 @@ def linear_cross_entropy(labels: TensorLike, hidden: TensorLike, weights: Tensor
             dh = tf.zeros(tf.shape(h), f32)
             dw, db = [], []
             for start, stop in spans:
-                with tf.control_dependencies([dh]):  # one block at a time, as in the forward pass
+                with tf.control_dependencies([dh, *dw[-1:]]):  # one block at a time, as in the forward pass
                     z = block_logits(h, w, b, start, stop)
-                target = (1.0 - eps) * tf.one_hot(y - start, stop - start) + eps / num_classes
-                dz = tf.cast(g * (tf.exp(z - lse[:, None]) - target), h.dtype)  # [N, block]
+                    target = tf.one_hot(y - start, stop - start)  # zeros where the label is in another block
+                    if eps:
+                        target = (1.0 - eps) * target + eps / num_classes
+                dz32 = g * (tf.exp(z - lse[:, None]) - target)  # [N, block]
+                dz = tf.cast(dz32, h.dtype)
                 dh += tf.cast(tf.matmul(dz, w[:, start:stop], transpose_b=True), f32)
                 dw.append(tf.matmul(h, dz, transpose_a=True))
-                db.append(tf.reduce_sum(tf.cast(dz, f32), axis=0))
-            # dW's blocks are concatenated at the end, so dW exists twice for a moment: TensorFlow
-            # has no in-place write into a slice of a tensor outside XLA
+                db.append(tf.reduce_sum(dz32, axis=0))
+            # dW's blocks are concatenated at the end, so dW exists twice for that moment (a
+            # tf.tensor_scatter_nd_update per block, tried instead, copied the whole of dW each time)
             return tf.cast(dh, h.dtype), tf.concat(dw, axis=1), tf.cast(tf.concat(db, axis=0), b.dtype)
 
         return loss, grad

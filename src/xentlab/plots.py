@@ -538,40 +538,39 @@ def keras_backends(results: Mapping[tuple[str, str], Mapping[str, Any]]) -> plt.
 
 def vocab_cost(rows: list[dict[str, Any]], peak_gflops: float) -> plt.Figure:
     """Notebook 10's grid (:func:`xentlab.vocab.grid`), one line per method against the number of
-    classes C, log-log: forward + backward time; the peak memory beyond the bytes that must exist
-    (:func:`xentlab.vocab.beyond_must_exist`), with the materialised op's computed need (hollow
-    markers) where it was not run, and the must-exist bytes for scale. Dashed: the matmul floors
-    of the materialised and chunked forms at ``peak_gflops``."""
+    classes C, log-log: forward + backward milliseconds, with the matmul floors of the
+    materialised and chunked forms at ``peak_gflops`` (dashed); and the peak memory beyond the
+    bytes that must exist (:func:`xentlab.vocab.beyond_must_exist`), with the materialised op's
+    computed need (hollow markers) where it was not run. XLA rows dashed, with square markers."""
     from xentlab import vocab
 
-    fig, (ax_t, ax_m) = plt.subplots(1, 2, figsize=(12, 4.2))
+    fig, (ax_t, ax_m) = plt.subplots(1, 2, figsize=(12, 4.4))
     labels = list(dict.fromkeys(vocab.label(r) for r in rows))
     for i, name in enumerate(labels):
         mine = [r for r in rows if vocab.label(r) == name and not r.get("skipped")]
-        style = dict(color=f"C{i}", marker="o", label=name)
+        xla = "XLA" in name
+        style = dict(color=f"C{i}", marker="s" if xla else "o", ls="--" if xla else "-", label=name)
         if mine:
-            ax_t.plot([r["c"] for r in mine], [r["ms"] / 1e3 for r in mine], **style)
+            ax_t.plot([r["c"] for r in mine], [r["ms"] for r in mine], **style)
             ax_m.plot([r["c"] for r in mine], [max(vocab.beyond_must_exist(r), 1) / 2**20 for r in mine], **style)
         gone = [r for r in rows if vocab.label(r) == name and r.get("skipped")]
         if gone:
             ax_m.plot([r["c"] for r in gone], [(r["needs_bytes"] - vocab.must_exist_bytes(r["n"], r["h"], r["c"])) / 2**20
-                                               for r in gone], ls="none", marker="o", mfc="none", color=f"C{i}",
-                      label=f"{name}: not run, computed need")
+                                               for r in gone], ls="none", marker="s" if xla else "o", mfc="none",
+                      color=f"C{i}", label=f"{name}: not run, computed need")
     sizes = sorted({(r["n"], r["h"], r["c"]) for r in rows}, key=lambda s: s[2])
-    for method, color in (("materialised", "C0"), ("chunked", "C2")):
-        ax_t.plot([c for _, _, c in sizes], [vocab.matmul_flops(method, n, h, c) / (peak_gflops * 1e9)
-                                             for n, h, c in sizes], color=color, ls="--", lw=1,
+    for method, color in (("materialised", "k"), ("chunked", "0.5")):
+        ax_t.plot([c for _, _, c in sizes], [vocab.matmul_flops(method, n, h, c) / (peak_gflops * 1e6)
+                                             for n, h, c in sizes], color=color, ls=":", lw=1,
                   label=f"matmul floor, {method}")
-    ax_m.plot([c for _, _, c in sizes], [vocab.must_exist_bytes(n, h, c) / 2**20 for n, h, c in sizes],
-              color="k", ls=":", label="must exist: h, W, b and their gradients")
     for ax in (ax_t, ax_m):
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
         ax.set_xlabel("classes C (log scale)")
         ax.legend(fontsize=7)
-    ax_t.set_ylabel("seconds per forward + backward (median)")
+    ax_t.set_ylabel("ms per forward + backward (median)")
     ax_t.set_title("Time of one forward + backward", fontsize=9)
-    ax_m.set_ylabel("MiB at the peak")
+    ax_m.set_ylabel("MiB at the peak, beyond h, W, b and their gradients")
     ax_m.set_title("Memory beyond the bytes that must exist", fontsize=9)
     fig.tight_layout()
     return fig

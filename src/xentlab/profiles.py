@@ -43,7 +43,7 @@ PROFILES: dict[str, dict[str, Params]] = {
         "08_which_cross_entropy": {"batch": 32, "classes": 10},
         "09_mixed_precision": {"steps": 2000, "hidden": 256, "time_repeats": 10, "seeds": 3},
         "10_vocabulary_scale": {"tokens": 8192, "hidden": 1024, "classes": [32768, 131072, 262144],
-                                "block_sizes": [4096], "progress": True},
+                                "block_sizes": [1024, 4096], "progress": True},
     },
 }
 
