@@ -351,6 +351,8 @@ GLOSSARY_TERMS = {
     "_keras_logits": "clipping-epsilon-ε-renormalisation", "broadcast": "broadcasting",
     "dropout": "dropout-keep_prob", "keep_prob": "dropout-keep_prob", "sampled softmax": "sampled-softmax",
     "relative error": "relative-error", "KERAS_BACKEND": "keras-backend",
+    "materialis": "materialised-logits-chunked-cross-entropy-custom-gradient",
+    "custom_gradient": "materialised-logits-chunked-cross-entropy-custom-gradient",
 }
 
 

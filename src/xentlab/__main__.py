@@ -35,6 +35,9 @@ def _parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="training throughput and cross-entropy cost benchmarks")
     bench.add_argument("--quick", action="store_true", help="finish in under two minutes")
     bench.add_argument("--json", type=Path, metavar="PATH", help="also write the results here")
+    bench.add_argument("--vocab", action="store_true",
+                       help="instead: the chunked cross-entropy at vocabulary scale (xentlab.vocab; "
+                            "--quick: notebook 10's ci sizes, else its paper grid, up to an hour)")
 
     check = sub.add_parser("reproduce-check",
                            help="run a profile twice and compare metrics and claims")
@@ -87,9 +90,14 @@ def main(argv: list[str] | None = None) -> int:
 
             print("README.md " + ("rewritten" if readme.write() else "already up to date"))
         elif args.command == "bench":
-            from xentlab.bench import main as bench_main
+            if args.vocab:
+                from xentlab.vocab import main as vocab_main
 
-            bench_main(quick=args.quick, json_path=args.json)
+                vocab_main(quick=args.quick, json_path=args.json)
+            else:
+                from xentlab.bench import main as bench_main
+
+                bench_main(quick=args.quick, json_path=args.json)
         elif args.command == "reproduce-check":
             from xentlab.reports import reproduce_check
 

@@ -37,6 +37,7 @@ __all__ = [
     "SIGMOID_METHODS",
     "SPARSE_METHODS",
     "keras2_categorical_crossentropy",
+    "linear_cross_entropy",
     "logit_gradient",
     "manual_softmax_cross_entropy",
     "oracle",
@@ -482,3 +483,134 @@ def relative_errors(labels: TensorLike, logits: TensorLike, *,
         val = softmax_cross_entropy(labels, logits, method=method, epsilon=eps).numpy()
         out[method] = float(np.max(np.abs(val - ref) / np.maximum(1.0, np.abs(ref))))
     return out
+
+
+def _vocabulary_blocks(num_classes: int, block_size: int) -> list[tuple[int, int]]:
+    """``[(start, stop), ...]`` column ranges of ``block_size`` covering ``range(num_classes)``."""
+    return [(s, min(s + block_size, num_classes)) for s in range(0, num_classes, block_size)]
+
+
+def linear_cross_entropy(labels: TensorLike, hidden: TensorLike, weights: TensorLike,
+                         bias: TensorLike | None = None, *, block_size: int = 4096,
+                         label_smoothing: float = 0.0, ignore_index: int | None = None) -> tf.Tensor:
+    """Softmax cross-entropy per token of the logits ``hidden @ weights + bias``, exact, without
+    ever holding the ``[N, C]`` logits: the vocabulary is taken ``block_size`` columns at a time.
+
+    Forward: the log-sum-exp over the vocabulary is accumulated block by block (an online
+    log-sum-exp: a running maximum and a rescaled running sum), and the correct token's logit
+    is one indexed dot product, ``hidden[i] · weights[:, labels[i]] + bias[labels[i]]``.
+    Backward (``tf.custom_gradient``): each block's logits are recomputed from ``hidden`` and
+    that block of ``weights``, turned into the block's gradient
+    ``g_i (softmax_ic - (1 - ε) [c = y_i] - ε / C)``, and multiplied out into ``d hidden``
+    (accumulated in float32) and that block of ``d weights``; the blocks of ``d weights`` are
+    concatenated at the end. In a ``tf.function`` each block waits for the previous one
+    (``tf.control_dependencies``), so the temporaries are a few ``[N, block_size]`` arrays; under
+    XLA the compiler merges the backward pass's recomputed logits with the forward pass's
+    (common-subexpression elimination) and keeps them all. This is the method of Cut Cross-Entropy (Wijmans et al., 2024,
+    arXiv 2411.09009), written with TensorFlow ops rather than a fused kernel.
+
+    Args:
+        labels: ``[N]`` integer token ids in ``[0, C)`` (or ``ignore_index``). Checked when the
+            values are known; otherwise TensorFlow's CPU gather raises ``InvalidArgumentError``,
+            and under XLA (whose gather clamps) the token's loss is NaN.
+        hidden: ``[N, H]`` floating point (float16 or bfloat16 are multiplied in their dtype, and
+            the log-sum-exp and ``d hidden`` are accumulated in float32).
+        weights: ``[H, C]``, the output layer's kernel, in ``hidden``'s dtype (a float32 kernel with
+            float16 or bfloat16 ``hidden``, as a Keras mixed-precision layer keeps it, is cast to
+            that dtype for the products).
+        bias: ``[C]`` or None.
+        block_size: vocabulary columns per block, at least 1.
+        label_smoothing: ε in [0, 1]: the target is ``(1 - ε) one_hot + ε / C`` (Keras'
+            ``label_smoothing``); the smoothing term needs only ``hidden @ mean_c(weights)``.
+        ignore_index: a label value (e.g. padding) whose token gets loss 0 and no gradient.
+
+    Returns:
+        ``[N]`` float32; equal, to float32 rounding, to
+        ``sparse_softmax_cross_entropy_with_logits(labels, hidden @ weights + bias)``.
+    """
+    if not isinstance(block_size, (int, np.integer)) or block_size < 1:
+        raise ValueError(f"block_size must be an integer of at least 1, got {block_size!r}")
+    if not 0.0 <= label_smoothing <= 1.0:
+        raise ValueError(f"label_smoothing must be in [0, 1], got {label_smoothing}")
+    h = _floating(hidden, "hidden", min_rank=2)
+    w = tf.convert_to_tensor(weights, dtype_hint=h.dtype)
+    y = tf.convert_to_tensor(labels)
+    if w.dtype == tf.float32 and h.dtype in (tf.float16, tf.bfloat16):
+        w = tf.cast(w, h.dtype)  # a mixed-precision layer's float32 kernel, used in the compute dtype
+    if h.shape.rank != 2 or w.shape.rank != 2:
+        raise ValueError(f"hidden must be [N, H] and weights [H, C], got {_fmt_shape(h.shape)} "
+                         f"and {_fmt_shape(w.shape)}")
+    if w.dtype != h.dtype:
+        raise ValueError(f"weights must have hidden's dtype {h.dtype.name}, got {w.dtype.name}")
+    if not h.shape[1:].is_compatible_with(w.shape[:1]):
+        raise ValueError(f"hidden's H = {h.shape[1]} must equal weights' H = {w.shape[0]} "
+                         f"(hidden [N, H], weights [H, C])")
+    if not y.dtype.is_integer or not y.shape.is_compatible_with(h.shape[:1]):
+        raise ValueError(f"labels must be integer token ids of shape [N] = [{h.shape[0]}], "
+                         f"got {y.dtype.name} {_fmt_shape(y.shape)}")
+    num_classes = w.shape[1]
+    if num_classes is None:
+        raise ValueError("weights' vocabulary size C must be known when the function is traced")
+    b = tf.zeros([num_classes], h.dtype) if bias is None else tf.convert_to_tensor(bias, dtype_hint=h.dtype)
+    if b.dtype != h.dtype or not b.shape.is_compatible_with([num_classes]):
+        raise ValueError(f"bias must be [C] = [{num_classes}] in {h.dtype.name}, got "
+                         f"{b.dtype.name} {_fmt_shape(b.shape)}")
+    values = tf.get_static_value(y)
+    if values is not None:
+        bad = values[((values < 0) | (values >= num_classes)) & (values != ignore_index)]
+        if bad.size:
+            raise ValueError(f"label value {bad.flat[0]} is outside the valid range [0, {num_classes})")
+    y = tf.cast(y, tf.int32)
+    keep = tf.ones_like(y, tf.bool) if ignore_index is None else tf.not_equal(y, ignore_index)
+    valid = (y >= 0) & (y < num_classes)
+    y = tf.where(keep, y, 0)
+    spans = _vocabulary_blocks(num_classes, int(block_size))
+    eps = float(label_smoothing)
+    f32 = tf.float32
+
+    def block_logits(h: tf.Tensor, w: tf.Tensor, b: tf.Tensor, start: int, stop: int) -> tf.Tensor:
+        return tf.cast(tf.matmul(h, w[:, start:stop]) + b[start:stop], f32)  # [N, stop - start]
+
+    @tf.custom_gradient
+    def loss_fn(h: tf.Tensor, w: tf.Tensor, b: tf.Tensor) -> Any:
+        # eagerly, a tape records the ops inside a custom gradient and keeps their tensors: not these
+        h, w, b = tf.stop_gradient(h), tf.stop_gradient(w), tf.stop_gradient(b)
+        top = tf.fill(tf.shape(y), -np.inf)
+        total = tf.zeros(tf.shape(y), f32)
+        for start, stop in spans:  # online log-sum-exp, one block after the other
+            with tf.control_dependencies([total]):  # in a graph: not before the previous block is reduced
+                z = block_logits(h, w, b, start, stop)
+            new_top = tf.maximum(top, tf.reduce_max(z, axis=1))
+            rescale = tf.where(top == new_top, 1.0, tf.exp(top - new_top))  # 1, not NaN, while both are -inf
+            total = total * rescale + tf.reduce_sum(tf.exp(z - new_top[:, None]), axis=1)
+            top = new_top
+        lse = top + tf.math.log(total)
+        true_logit = tf.cast(tf.einsum("nh,hn->n", h, tf.gather(w, y, axis=1)) + tf.gather(b, y), f32)
+        loss = lse - (1.0 - eps) * true_logit
+        if eps:
+            mean_logit = tf.cast(tf.linalg.matvec(h, tf.reduce_mean(w, axis=1)) + tf.reduce_mean(b), f32)
+            loss -= eps * mean_logit
+        loss = tf.where(keep, tf.where(valid, loss, np.nan), 0.0)
+
+        def grad(upstream: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+            g = tf.where(keep, tf.cast(upstream, f32), 0.0)[:, None]  # [N, 1]
+            dh = tf.zeros(tf.shape(h), f32)
+            dw, db = [], []
+            for start, stop in spans:
+                with tf.control_dependencies([dh, *dw[-1:]]):  # one block at a time, as in the forward pass
+                    z = block_logits(h, w, b, start, stop)
+                    target = tf.one_hot(y - start, stop - start)  # zeros where the label is in another block
+                    if eps:
+                        target = (1.0 - eps) * target + eps / num_classes
+                dz32 = g * (tf.exp(z - lse[:, None]) - target)  # [N, block]
+                dz = tf.cast(dz32, h.dtype)
+                dh += tf.cast(tf.matmul(dz, w[:, start:stop], transpose_b=True), f32)
+                dw.append(tf.matmul(h, dz, transpose_a=True))
+                db.append(tf.reduce_sum(dz32, axis=0))
+            # dW's blocks are concatenated at the end, so dW exists twice for that moment (a
+            # tf.tensor_scatter_nd_update per block, tried instead, copied the whole of dW each time)
+            return tf.cast(dh, h.dtype), tf.concat(dw, axis=1), tf.cast(tf.concat(db, axis=0), b.dtype)
+
+        return loss, grad
+
+    return loss_fn(h, w, b)

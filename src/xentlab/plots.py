@@ -15,7 +15,7 @@ from xentlab.train import History
 __all__ = ["COLORS", "keras_backends", "MULTILABEL_TICKS", "STYLES", "accuracy_grid", "epsilon_weight",
            "gradient_vs_gap", "keras_clip", "keras_training", "logit_sigmoid_softmax", "loss_vs_gap",
            "multilabel_results", "sigmoid_sweep", "step_times", "sum_vs_mean", "ce_cost",
-           "training_curves"]
+           "training_curves", "vocab_cost"]
 
 #: One colour and line style per loss formulation of documents 001/002.
 COLORS = {"manual": "tab:red", "log_softmax": "tab:blue", "fused": "tab:green"}
@@ -533,5 +533,44 @@ def keras_backends(results: Mapping[tuple[str, str], Mapping[str, Any]]) -> plt.
         ax.legend(fontsize=8)
     axes[0].set_ylabel("accuracy on the first 1,000 test digits")
     axes[1].set_ylabel("fraction of those digits")
+    fig.tight_layout()
+    return fig
+
+def vocab_cost(rows: list[dict[str, Any]], peak_gflops: float) -> plt.Figure:
+    """Notebook 10's grid (:func:`xentlab.vocab.grid`), one line per method against the number of
+    classes C, log-log: forward + backward milliseconds, with the matmul floors of the
+    materialised and chunked forms at ``peak_gflops`` (dashed); and the peak memory beyond the
+    bytes that must exist (:func:`xentlab.vocab.beyond_must_exist`), with the materialised op's
+    computed need (hollow markers) where it was not run. XLA rows dashed, with square markers."""
+    from xentlab import vocab
+
+    fig, (ax_t, ax_m) = plt.subplots(1, 2, figsize=(12, 4.4))
+    labels = list(dict.fromkeys(vocab.label(r) for r in rows))
+    for i, name in enumerate(labels):
+        mine = [r for r in rows if vocab.label(r) == name and not r.get("skipped")]
+        xla = "XLA" in name
+        style = dict(color=f"C{i}", marker="s" if xla else "o", ls="--" if xla else "-", label=name)
+        if mine:
+            ax_t.plot([r["c"] for r in mine], [r["ms"] for r in mine], **style)
+            ax_m.plot([r["c"] for r in mine], [max(vocab.beyond_must_exist(r), 1) / 2**20 for r in mine], **style)
+        gone = [r for r in rows if vocab.label(r) == name and r.get("skipped")]
+        if gone:
+            ax_m.plot([r["c"] for r in gone], [(r["needs_bytes"] - vocab.must_exist_bytes(r["n"], r["h"], r["c"])) / 2**20
+                                               for r in gone], ls="none", marker="s" if xla else "o", mfc="none",
+                      color=f"C{i}", label=f"{name}: not run, computed need")
+    sizes = sorted({(r["n"], r["h"], r["c"]) for r in rows}, key=lambda s: s[2])
+    for method, color in (("materialised", "k"), ("chunked", "0.5")):
+        ax_t.plot([c for _, _, c in sizes], [vocab.matmul_flops(method, n, h, c) / (peak_gflops * 1e6)
+                                             for n, h, c in sizes], color=color, ls=":", lw=1,
+                  label=f"matmul floor, {method}")
+    for ax in (ax_t, ax_m):
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xlabel("classes C (log scale)")
+        ax.legend(fontsize=7)
+    ax_t.set_ylabel("ms per forward + backward (median)")
+    ax_t.set_title("Time of one forward + backward", fontsize=9)
+    ax_m.set_ylabel("MiB at the peak, beyond h, W, b and their gradients")
+    ax_m.set_title("Memory beyond the bytes that must exist", fontsize=9)
     fig.tight_layout()
     return fig

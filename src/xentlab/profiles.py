@@ -29,6 +29,7 @@ PROFILES: dict[str, dict[str, Params]] = {
         "08_which_cross_entropy": {"classes": 3},
         "09_mixed_precision": {"dataset": "mnist10k", "steps": 5, "hidden": 8, "time_hidden": 64,
                                "time_batch": 32, "time_repeats": 3, "time_steps": 2},
+        "10_vocabulary_scale": {"tokens": 64, "hidden": 16, "classes": [256, 512], "block_sizes": [128]},
     },
     "ci": {},
     "paper": {
@@ -41,6 +42,8 @@ PROFILES: dict[str, dict[str, Params]] = {
         "07_multilabel_sigmoid_vs_softmax": {"train_pairs": 100000, "steps": 10000, "seeds": 5},
         "08_which_cross_entropy": {"batch": 32, "classes": 10},
         "09_mixed_precision": {"steps": 2000, "hidden": 256, "time_repeats": 10, "seeds": 3},
+        "10_vocabulary_scale": {"tokens": 8192, "hidden": 1024, "classes": [32768, 131072, 262144],
+                                "block_sizes": [1024, 4096], "progress": True},
     },
 }
 

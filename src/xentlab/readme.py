@@ -99,13 +99,19 @@ def timing(reports_dir: Path = REPORTS_DIR) -> str:
 
 def decision_table(reports_dir: Path = REPORTS_DIR) -> str:
     """The decision guide's short table, from the atlas rows that notebook 08 saved in the ``ci``
-    report's metrics."""
+    report's metrics, and notebook 10's row for large vocabularies."""
     from xentlab.atlas import Atlas, decision_table as table
 
     metrics = _read("ci", "metrics/08_which_cross_entropy.json", reports_dir)
     if not metrics:
         return "No atlas in `reports/ci` yet: run `make reports`."
-    return table(Atlas(**{s: metrics["atlas"][s] for s in Atlas.SECTIONS}, settings={}, seconds={})).strip()
+    text = table(Atlas(**{s: metrics["atlas"][s] for s in Atlas.SECTIONS}, settings={}, seconds={}))
+    vocabulary = _read("ci", "metrics/10_vocabulary_scale.json", reports_dir)
+    if vocabulary and "finding" in vocabulary:  # notebook 10's measured answer for large vocabularies
+        from xentlab.vocab import decision_row
+
+        text += decision_row(vocabulary["finding"])
+    return text.strip()
 
 
 def _accuracy(measured: dict[str, Any]) -> str:

@@ -31,7 +31,7 @@ from xentlab.config import RUN_DIR_ENV, SCRATCH_DIR
 #: recorded with its reason, never counted as ``partly``.
 VERDICTS = ("reproduced", "refuted", "partly", "untested")
 #: A claim id: a document number or a published source's prefix (:data:`xentlab.claims.GUIDES`).
-_ID = re.compile(r"^(\d{3}|guide|keras)\.[a-z0-9][a-z0-9-]*$")
+_ID = re.compile(r"^(\d{3}|guide|keras|cce)\.[a-z0-9][a-z0-9-]*$")
 _notebook: str | None = None
 
 

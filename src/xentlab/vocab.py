@@ -1,0 +1,393 @@
+"""Cross-entropy at vocabulary scale: :func:`xentlab.losses.linear_cross_entropy` (chunked, the
+logits never held) against the materialised fused op and ``tf.nn.sampled_softmax_loss``.
+
+One forward + backward of the output layer and its loss: from hidden states ``h [N, H]``, the
+kernel ``W [H, C]``, a bias ``b [C]`` and integer labels ``[N]``, the summed loss and the
+gradients ``dh [N, H]`` and ``dW [H, C]``. Each configuration runs in a fresh process
+(:func:`measure`, the project's kernel set) with TensorFlow's BFC allocator on the CPU, whose
+statistics give the peak of the tensors a call holds at once.
+
+Methods (:data:`METHODS`):
+
+- ``materialised``: ``sparse_softmax_cross_entropy_with_logits(labels, h @ W + b)``, the fused
+  kernel (``tf.raw_ops``, :func:`xentlab.losses.sparse_softmax_cross_entropy`), in ``tf.function``;
+- ``materialised XLA``: the same, ``jit_compile=True``;
+- ``chunked``: :func:`xentlab.losses.linear_cross_entropy` with a ``block_size``, in ``tf.function``;
+- ``chunked XLA``: the same, ``jit_compile=True``;
+- ``sampled``: ``tf.nn.sampled_softmax_loss`` with ``num_sampled`` classes (a biased estimate of
+  the loss, for its cost only; converted to a dense ``dW``).
+
+Shapes throughout: ``N`` tokens, ``H`` hidden units, ``C`` classes; float32.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import numpy as np
+
+from xentlab import runtime
+
+METHODS: tuple[str, ...] = ("materialised", "materialised XLA", "chunked", "chunked XLA", "sampled")
+#: Timed calls per configuration, after one warm-up call (medians of at least three).
+MIN_REPEATS = 3
+#: Gradient entries compared between methods (:func:`compare`), drawn once per size.
+PROBES = 512
+#: ``tf.nn.sampled_softmax_loss``'s ``num_sampled`` (its default sampler: log-uniform; at most C / 2).
+NUM_SAMPLED = 1024
+#: A materialised configuration is skipped (its size reported) when it would need more than this
+#: fraction of the memory available when the grid starts.
+MEMORY_FRACTION = 0.8
+
+
+def matmul_flops(method: str, n: int, h: int, c: int, num_sampled: int = NUM_SAMPLED) -> float:
+    """FLOPs of the matrix products one forward + backward needs: the logits (``2NHC``), ``dh`` and
+    ``dW`` (``2NHC`` each); the chunked form computes the logits twice (forward, and again in
+    the backward pass), except under XLA, whose common-subexpression elimination merges the two;
+    sampled softmax multiplies by its ``num_sampled`` columns and the true one."""
+    if method.startswith("materialised") or method == "chunked XLA":  # XLA merges the recomputation
+        return 6.0 * n * h * c
+    if method == "chunked":
+        return 8.0 * n * h * c
+    if method == "sampled":
+        return 6.0 * n * h * (num_sampled + 1)
+    raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+
+
+def gradient_bytes(n: int, h: int, c: int) -> int:
+    """Bytes of the float32 gradients ``dh``, ``dW`` and ``db``: the outputs of every method."""
+    return 4 * (n * h + h * c + c)
+
+
+def must_exist_bytes(n: int, h: int, c: int) -> int:
+    """Bytes any method must hold in float32: ``h``, ``W``, ``b`` and their gradients."""
+    return 2 * gradient_bytes(n, h, c)
+
+
+def beyond_must_exist(row: dict[str, Any]) -> int:
+    """A measured row's ``extra_peak_bytes`` less its outputs (:func:`gradient_bytes`): the
+    temporaries' peak, beyond the bytes that must exist."""
+    return row["extra_peak_bytes"] - gradient_bytes(row["n"], row["h"], row["c"])
+
+
+def materialised_bytes(n: int, c: int, xla: bool = False) -> int:
+    """Bytes of the ``[N, C]`` float32 arrays the materialised op holds at once: in a
+    ``tf.function`` one, the logits, into whose buffer the fused kernel writes its backprop
+    (``forward_input_or_allocate_output`` in ``tensorflow/core/kernels/sparse_xent_op.cc``);
+    with XLA, an estimate of two (the ``ci`` report measures it)."""
+    return 4 * n * c * (2 if xla else 1)
+
+
+def _inputs(n: int, h: int, c: int, seed: int) -> tuple[Any, Any, Any, Any]:
+    """``hidden [N, H]``, ``weights [H, C]`` (logits about N(0, 16)), ``bias [C]``, ``labels [N]``:
+    drawn by NumPy and handed to TensorFlow, so that TensorFlow's allocator holds the inputs and
+    nothing else (with oneDNN's kernels it keeps what it frees, and :func:`run_one` measures
+    memory by the process' growth)."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(seed)
+    hidden = tf.constant(rng.standard_normal((n, h), dtype=np.float32))
+    weights = tf.constant(rng.standard_normal((h, c), dtype=np.float32) * np.float32(4.0 / h**0.5))
+    bias = tf.constant(rng.standard_normal(c, dtype=np.float32))
+    labels = tf.constant(rng.integers(0, c, n, dtype=np.int32))
+    return hidden, weights, bias, labels
+
+
+def _step(method: str, block_size: int, num_sampled: int) -> Any:
+    """``step(hidden, weights, bias, labels) -> (per-token loss, dh, dW, db)``, compiled as the
+    method says."""
+    import tensorflow as tf
+
+    from xentlab import losses
+
+    def loss_fn(hidden: Any, weights: Any, bias: Any, labels: Any) -> Any:
+        if method.startswith("materialised"):
+            return losses.sparse_softmax_cross_entropy(labels, tf.matmul(hidden, weights) + bias)
+        if method.startswith("chunked"):
+            return losses.linear_cross_entropy(labels, hidden, weights, bias, block_size=block_size)
+        return tf.nn.sampled_softmax_loss(tf.transpose(weights), bias, labels[:, None], hidden,
+                                          num_sampled, weights.shape[1])
+
+    def step(hidden: Any, weights: Any, bias: Any, labels: Any) -> Any:
+        with tf.GradientTape() as tape:
+            tape.watch([hidden, weights, bias])
+            per_token = loss_fn(hidden, weights, bias, labels)
+            loss = tf.reduce_sum(per_token)
+        dh, dw, db = tape.gradient(loss, [hidden, weights, bias])
+        return per_token, dh, tf.convert_to_tensor(dw), tf.convert_to_tensor(db)
+
+    return tf.function(step, jit_compile=method.endswith("XLA"))
+
+
+def run_one(method: str, n: int, h: int, c: int, *, block_size: int = 4096, repeats: int = MIN_REPEATS,
+            num_sampled: int = NUM_SAMPLED, seed: int = 0) -> dict[str, Any]:
+    """Measure one configuration in this process (meant for a fresh one: :func:`measure`): one
+    untimed call (tracing, and with XLA compiling), then ``repeats`` timed calls, each call's
+    outputs dropped before the next. Returns their milliseconds and median; ``extra_peak_bytes``,
+    the CPU allocator's peak over the timed calls above what it held before them (the inputs
+    excluded; the outputs ``dh``, ``dW``, ``db`` and every temporary included), which TensorFlow
+    reports only with its BFC allocator on the CPU (``TF_CPU_ALLOCATOR_USE_BFC=true``, as
+    :func:`measure` sets); the loss; and :data:`PROBES` entries of ``dh`` and ``dW`` at fixed
+    positions (for :func:`compare`)."""
+    import time
+
+    import tensorflow as tf
+
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    if repeats < MIN_REPEATS:
+        raise ValueError(f"repeats must be at least {MIN_REPEATS}, got {repeats}")
+    num_sampled = min(num_sampled, c // 2)  # the sampler draws distinct classes
+    hidden, weights, bias, labels = _inputs(n, h, c, seed)
+    step = _step(method, block_size, num_sampled)
+    out = step(hidden, weights, bias, labels)
+    out = None
+    try:
+        tf.config.experimental.reset_memory_stats("CPU:0")
+    except ValueError as e:
+        raise RuntimeError("TensorFlow keeps CPU allocator statistics only with TF_CPU_ALLOCATOR_USE_BFC=true; "
+                           "run this through vocab.measure") from e
+    held = tf.config.experimental.get_memory_info("CPU:0")["current"]
+    times = []
+    for _ in range(repeats):
+        out = None
+        start = time.perf_counter()
+        out = step(hidden, weights, bias, labels)
+        loss = float(tf.reduce_sum(out[0]))  # waits for the result
+        times.append(1e3 * (time.perf_counter() - start))
+    extra = tf.config.experimental.get_memory_info("CPU:0")["peak"] - held
+    rng = np.random.default_rng(seed)
+    at_h = (rng.integers(0, n, PROBES), rng.integers(0, h, PROBES))
+    at_w = (rng.integers(0, h, PROBES), rng.integers(0, c, PROBES))
+    return {"method": method, "n": n, "h": h, "c": c,
+            "block_size": block_size if method.startswith("chunked") else None,
+            "num_sampled": num_sampled if method == "sampled" else None,
+            "ms": float(np.median(times)), "ms_all": times, "extra_peak_bytes": int(extra), "loss": loss,
+            "loss_probe": out[0].numpy()[at_h[0]].tolist(),
+            "dh_probe": out[1].numpy()[at_h].tolist(), "dw_probe": out[2].numpy()[at_w].tolist(),
+            "tensorflow": tf.__version__}
+
+
+def measure(method: str, n: int, h: int, c: int, **kwargs: Any) -> dict[str, Any]:
+    """:func:`run_one` in a fresh process: TensorFlow's environment is the project's, and its CPU
+    allocator TensorFlow's BFC allocator (``TF_CPU_ALLOCATOR_USE_BFC=true``), which keeps the
+    statistics the default one does not."""
+    args = json.dumps({"method": method, "n": n, "h": h, "c": c, **kwargs})
+    code = f"import json; from xentlab import vocab; print(json.dumps(vocab.run_one(**json.loads({args!r}))))"
+    return runtime.KernelRun(code, timeout=4 * 3600, TF_CPU_ALLOCATOR_USE_BFC="true").result()
+
+
+def available_bytes() -> int:
+    """``MemAvailable`` of ``/proc/meminfo``: what a new process can use without swapping."""
+    with open("/proc/meminfo") as f:
+        fields = dict(line.split(":", 1) for line in f)
+    return int(fields["MemAvailable"].split()[0]) * 1024
+
+
+def grid(sizes: list[tuple[int, int, int]], *, block_sizes: tuple[int, ...], repeats: int = MIN_REPEATS,
+         progress: bool = False) -> list[dict[str, Any]]:
+    """Every method at every ``(N, H, C)`` of ``sizes`` (``chunked`` at each block size,
+    ``chunked XLA`` at the largest), each in a fresh process. A materialised configuration whose
+    ``[N, C]`` arrays and must-exist bytes exceed :data:`MEMORY_FRACTION` of the memory available
+    now is not run: its row has ``skipped`` and the bytes it would need."""
+    limit = MEMORY_FRACTION * available_bytes()
+    plan = []
+    for n, h, c in sizes:
+        plan += [("materialised", n, h, c, None), ("materialised XLA", n, h, c, None)]
+        plan += [("chunked", n, h, c, b) for b in block_sizes]
+        plan += [("chunked XLA", n, h, c, max(block_sizes)), ("sampled", n, h, c, None)]
+    rows = []
+    for k, (method, n, h, c, block) in enumerate(plan, 1):
+        need = materialised_bytes(n, c, xla=method.endswith("XLA")) + must_exist_bytes(n, h, c)
+        if method.startswith("materialised") and need > limit:
+            rows.append({"method": method, "n": n, "h": h, "c": c, "block_size": None, "skipped": True,
+                         "needs_bytes": need, "limit_bytes": limit})
+            continue
+        kwargs = {"repeats": repeats} | ({"block_size": block} if block else {})
+        rows.append(measure(method, n, h, c, **kwargs))
+        if progress:
+            print(f"[{k}/{len(plan)}] {method} N={n} H={h} C={c} block={block}: {rows[-1]['ms']:.0f} ms, "
+                  f"peak {rows[-1]['extra_peak_bytes'] / 2**20:.0f} MiB", file=sys.stderr, flush=True)
+    return rows
+
+
+def _reference(rows: list[dict[str, Any]], row: dict[str, Any]) -> dict[str, Any] | None:
+    """The measured ``materialised`` row of ``row``'s size, if any."""
+    return next((r for r in rows if r["method"] == "materialised" and not r.get("skipped")
+                 and (r["n"], r["h"], r["c"]) == (row["n"], row["h"], row["c"])), None)
+
+
+def _relative(a: Any, b: Any) -> float:
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-30))
+
+
+def compare(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """For every measured exact method (materialised XLA, chunked, chunked XLA) beside a measured
+    ``materialised`` row of its size: the largest relative difference of the summed loss, and of
+    the probed per-token losses, ``dh`` and ``dW`` entries (each relative to the largest of its
+    kind)."""
+    out = []
+    for r in rows:
+        ref = _reference(rows, r)
+        if r.get("skipped") or r["method"] in ("materialised", "sampled") or ref is None:
+            continue
+        out.append({"method": r["method"], "block_size": r["block_size"], "n": r["n"], "h": r["h"], "c": r["c"],
+                    "loss": max(_relative([r["loss"]], [ref["loss"]]), _relative(r["loss_probe"], ref["loss_probe"])),
+                    "dh": _relative(r["dh_probe"], ref["dh_probe"]),
+                    "dw": _relative(r["dw_probe"], ref["dw_probe"])})
+    return out
+
+
+def label(row: dict[str, Any]) -> str:
+    """``"chunked (block 4,096)"``, ``"materialised XLA"``, ..."""
+    block = row.get("block_size")
+    return f"{row['method']} (block {block:,})" if block else row["method"]
+
+
+def _ms(x: float) -> str:
+    return f"{x:,.0f}" if x >= 100 else f"{x:.3g}"
+
+
+def table(rows: list[dict[str, Any]], peak_gflops: float) -> str:
+    """A Markdown table: size, method, median milliseconds, its matmul floor (:func:`matmul_flops`
+    at ``peak_gflops``) and the ratio, the peak extra memory beyond the must-exist bytes
+    (:func:`must_exist_bytes`: ``h``, ``W``, ``b``, ``dh``, ``dW``), or the bytes a skipped
+    configuration would need."""
+    lines = ["| N | H | C | method | ms (median) | matmul floor, ms | × floor | extra memory beyond the must-exist bytes |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        size = f"| {r['n']:,} | {r['h']:,} | {r['c']:,} | {label(r)} |"
+        if r.get("skipped"):
+            lines.append(f"{size} not run | | | would need {r['needs_bytes'] / 2**30:.1f} GiB "
+                         f"(limit {r['limit_bytes'] / 2**30:.1f} GiB) |")
+            continue
+        floor = matmul_flops(r["method"], r["n"], r["h"], r["c"], r.get("num_sampled") or NUM_SAMPLED) / (peak_gflops * 1e6)
+        lines.append(f"{size} {_ms(r['ms'])} | {_ms(floor)} | {r['ms'] / floor:.2f} | "
+                     f"{beyond_must_exist(r) / 2**20:,.0f} MiB |")
+    return "\n".join(lines)
+
+
+#: Cut Cross-Entropy's reported ratios for Gemma 2 (2B): the loss computation's memory (24 GB to
+#: 1 MB) and the classifier head's training memory (28 GB to 1 GB).
+PAPER_RATIOS: dict[str, float] = {"loss computation": 1e6 / 24e9, "classifier head": 1e9 / 28e9}
+
+
+def _compare_times(a: dict[str, Any], b: dict[str, Any]) -> str:
+    """"faster" or "slower" when every timed call of ``a`` beat, or lost to, every call of ``b``;
+    else "about as fast"."""
+    if max(a["ms_all"]) < min(b["ms_all"]):
+        return "faster"
+    if min(a["ms_all"]) > max(b["ms_all"]):
+        return "slower"
+    return "about as fast"
+
+
+def finding(rows: list[dict[str, Any]], peak_gflops: float) -> dict[str, Any]:
+    """What the grid says, size by size where the materialised op ran, comparing like with like
+    in a ``tf.function``: the fastest chunked block size against the materialised op (time ratio,
+    and whether every timed call was faster or slower), the chunked form against its matmul floor,
+    and the leanest chunked block size's memory beyond the must-exist bytes against the
+    materialised op's and against the must-exist bytes themselves. ``largest`` is the entry at the
+    largest such C; ``xla`` the XLA rows' memory there; ``skipped`` the sizes the materialised op
+    was not run at, with the bytes it would need. Raises ``ValueError`` without such a size."""
+    sizes = sorted({(r["n"], r["h"], r["c"]) for r in rows if r["method"] == "materialised" and not r.get("skipped")},
+                   key=lambda s: s[2])
+    if not sizes:
+        raise ValueError("no size has a measured materialised row")
+    per_size = []
+    for n, h, c in sizes:
+        here = [r for r in rows if (r["n"], r["h"], r["c"]) == (n, h, c) and not r.get("skipped")]
+        ref = next(r for r in here if r["method"] == "materialised")
+        fast = min((r for r in here if r["method"] == "chunked"), key=lambda r: r["ms"])
+        lean = min((r for r in here if r["method"] == "chunked"), key=beyond_must_exist)
+        per_size.append({
+            "n": n, "h": h, "c": c, "chunked": label(fast), "chunked_ms": fast["ms"], "materialised_ms": ref["ms"],
+            "time_ratio": fast["ms"] / ref["ms"], "speed": _compare_times(fast, ref),
+            "floor_ratio": fast["ms"] / (matmul_flops("chunked", n, h, c) / (peak_gflops * 1e6)),
+            "lean": label(lean), "lean_bytes": beyond_must_exist(lean), "materialised_bytes": beyond_must_exist(ref),
+            "memory_ratio": beyond_must_exist(lean) / beyond_must_exist(ref),
+            "of_must_exist": beyond_must_exist(lean) / must_exist_bytes(n, h, c),
+            "xla": {label(r): beyond_must_exist(r) for r in here if r["method"].endswith("XLA")}})
+    skipped = {(r["n"], r["h"], r["c"]): r["needs_bytes"] for r in rows if r.get("skipped")}
+    return {"per_size": per_size, "largest": per_size[-1],
+            "skipped": [{"n": n, "h": h, "c": c, "needs_bytes": b} for (n, h, c), b in skipped.items()]}
+
+
+def finding_text(f: dict[str, Any]) -> str:
+    """:func:`finding` as Markdown: a table by size, then sentences on the largest size, the
+    skipped sizes, the issue's goals and the paper's ratios."""
+    lines = ["| N | H | C | chunked / materialised time (tf.function) | chunked / its matmul floor | "
+             "chunked memory beyond the must-exist bytes | / materialised op's | / the must-exist bytes |",
+             "|---|---|---|---|---|---|---|---|"]
+    for s in f["per_size"]:
+        lines.append(f"| {s['n']:,} | {s['h']:,} | {s['c']:,} | {s['time_ratio']:.2f}× ({s['speed']}) | "
+                     f"{s['floor_ratio']:.2f}× | {s['lean_bytes'] / 2**20:,.0f} MiB | {s['memory_ratio']:.1%} | "
+                     f"{s['of_must_exist']:.1%} |")
+    big = f["largest"]
+    xla = "; ".join(f"{name} {b / 2**20:,.0f} MiB" for name, b in big["xla"].items())
+    text = ("\n".join(lines) + "\n\n"
+            f"At the largest size with both, C = {big['c']:,}, the chunked form ({big['chunked']}) was "
+            f"{ {'faster': 'faster than', 'slower': 'slower than'}.get(big['speed'], 'about as fast as')} "
+            f"the materialised fused op in a tf.function, {big['time_ratio']:.2f}× its time, and held "
+            f"{big['memory_ratio']:.1%} of its memory beyond the bytes that must exist. Under XLA: {xla}.")
+    for s in f["skipped"]:
+        text += f" At C = {s['c']:,} the materialised op was not run: it would need {s['needs_bytes'] / 2**30:.1f} GiB."
+    goals = [("time at most 1.5× the materialised op's", big["time_ratio"] <= 1.5),
+             ("within 2× its matmul floor", big["floor_ratio"] <= 2),
+             ("memory at most 5% of the materialised op's", big["memory_ratio"] <= 0.05)]
+    text += (" The issue's goals, at this size: " + "; ".join(f"{g}: {'met' if ok else 'not met'}" for g, ok in goals)
+             + ". Cut Cross-Entropy reports " + " and ".join(f"{v:.3%} for the {k}" for k, v in PAPER_RATIOS.items())
+             + " (Gemma 2 (2B), a fused GPU kernel).")
+    return text
+
+
+def guidance(f: dict[str, Any]) -> str:
+    """The decision guide's bullet for large vocabularies, from :func:`finding`."""
+    big = f["largest"]
+    return (f"- **A large vocabulary, integer labels, logits from a hidden state `h @ W + b`**: "
+            f"`xentlab.losses.linear_cross_entropy(labels, h, W, b)` gives the exact loss and gradients without "
+            f"holding the `[N, C]` logits. Measured here at N = {big['n']:,}, H = {big['h']:,}, C = {big['c']:,} in a "
+            f"tf.function: {big['time_ratio']:.2f}× the materialised op's time ({big['speed']}), "
+            f"{big['memory_ratio']:.1%} of its memory beyond the bytes that must exist. Its saving is the "
+            f"materialised op's `[N, C]` float32 array (4·N·C bytes) less a second copy of `dW` (4·H·C) and a few "
+            f"`[N, block]` temporaries, so it grows with the tokens per hidden unit, N / H. Use it where that "
+            f"array would not fit beside the model, or crowds it out, and not under XLA (whose compiler keeps every "
+            f"block's logits); otherwise the fused `sparse_softmax_cross_entropy_with_logits` on materialised "
+            f"logits is the simpler call.")
+
+
+def decision_row(f: dict[str, Any]) -> str:
+    """The README decision table's row for large vocabularies, from :func:`finding` (the columns
+    of :data:`xentlab.atlas.guide_text.TABLE_ROW`)."""
+    from xentlab.atlas.guide_text import TABLE_ROW
+
+    big = f["largest"]
+    return TABLE_ROW.format(
+        labels="integer `[N]`", outputs="a hidden state `h [N, H]` and the output layer `W [H, C]`, C large",
+        call="`xentlab.losses.linear_cross_entropy(labels, h, W, b)` in a `tf.function` (not XLA)",
+        why=(f"exact, never holds the `[N, C]` logits; at N = {big['n']:,}, H = {big['h']:,}, C = {big['c']:,}: "
+             f"{big['time_ratio']:.2f}× the materialised op's time, {big['memory_ratio']:.0%} of its memory beyond "
+             f"the bytes that must exist"))
+
+
+def main(*, quick: bool, json_path: Any = None) -> list[dict[str, Any]]:
+    """``python -m xentlab bench --vocab [--quick]``: the grid at notebook 10's ``ci`` sizes
+    (``quick``) or its ``paper`` sizes, with progress on stderr; prints the table and the finding,
+    and writes the rows as JSON to ``json_path`` if given."""
+    from xentlab import bench
+    from xentlab.profiles import PROFILES
+
+    sizes = {"tokens": 4096, "hidden": 256, "classes": [4096, 16384], "block_sizes": [512, 2048]}  # notebook 10 (ci)
+    if not quick:
+        sizes |= PROFILES["paper"]["10_vocabulary_scale"]
+    peak = bench.matmul_peak_gflops()
+    rows = grid([(sizes["tokens"], sizes["hidden"], c) for c in sizes["classes"]],
+                block_sizes=tuple(sizes["block_sizes"]), progress=True)
+    print(table(rows, peak) + "\n\n" + finding_text(finding(rows, peak)))
+    if json_path is not None:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps({"matmul_peak_gflops": peak, "rows": rows}, indent=2) + "\n")
+    return rows
