@@ -25,7 +25,8 @@ def test_the_site_check_finds_broken_links_anchors_and_images(tmp_path):
         '<h1 id="top">x</h1><a href="#top">ok</a> <a href="page.html#there">ok</a> '
         '<a href="page.html#nowhere">bad anchor</a> <a href="gone.html">bad link</a> '
         '<a href="https://example.org/">outside</a>')
-    (tmp_path / "page.html").write_text('<p id="there">p</p><img src="missing.png"><p>| a | b |</p>')
+    (tmp_path / "page.html").write_text('<p id="there">p</p><img src="missing.png"><p>| a | b |</p>'
+                                         '<table><tr><td><p>|a − b|: 0.1</p></td></tr></table>')
     report = check_site(tmp_path, search_term=None, screenshot_page="page.html")
     assert report.broken_links == ["README.html -> gone.html"]
     assert report.broken_anchors == ["README.html -> page.html#nowhere"]

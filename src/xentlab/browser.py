@@ -105,7 +105,7 @@ class SiteReport:
         broken_links: ``page -> target`` for each internal link whose file is missing.
         broken_anchors: ``page -> target#id`` for each internal link whose id is not on its page.
         broken_images: ``page: src`` for each image that did not load.
-        raw_markdown: ``page: text`` for each paragraph that starts with ``|`` (a Markdown table
+        raw_markdown: ``page: text`` for each paragraph outside a table cell that starts with ``|`` (a Markdown table
             shown as text).
         search_hits: how many results the site's search gave for ``search_term``.
         screenshots: the screenshots saved.
@@ -128,7 +128,8 @@ class SiteReport:
 
 
 _IDS = re.compile(r"""\sid=["']([^"']+)["']""")
-_RAW_TABLE = re.compile(r"<p>\s*(\|[^<]{0,60})")
+# a paragraph that starts with "|", unless it is a table cell's (an escaped pipe, e.g. |a − b|)
+_RAW_TABLE = re.compile(r"(?<!<td>)<p>\s*(\|[^<]{0,60})")
 
 
 def _internal_links(html: str) -> list[str]:
