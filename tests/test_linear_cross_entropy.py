@@ -49,7 +49,7 @@ def test_value_and_gradients_equal_the_materialised_op(block_size, mode):
         run = tf.function(_value_and_grads, jit_compile=mode == "xla")
     got = run(chunked, h, w, b)
     want = _value_and_grads(_materialised(y), h, w, b)
-    for g, m in zip(got, want):
+    for g, m in zip(got, want, strict=True):
         assert _close(g, m)
 
 
@@ -63,7 +63,7 @@ def test_exact_where_softmax_then_log_fails():
     got = _value_and_grads(lambda h, w, b: losses.linear_cross_entropy(y, h, w, b, block_size=8), h, w, b)
     want = _value_and_grads(_materialised(y), h, w, b)
     assert all(np.all(np.isfinite(g.numpy())) for g in got)
-    for g, m in zip(got, want):
+    for g, m in zip(got, want, strict=True):
         assert _close(g, m)
 
 
@@ -84,7 +84,7 @@ def test_label_smoothing_equals_keras():
     got = _value_and_grads(lambda h, w, b: losses.linear_cross_entropy(
         y, h, w, b, block_size=11, label_smoothing=0.2), h, w, b)
     want = _value_and_grads(lambda h, w, b: keras_loss(tf.one_hot(y, C), h @ w + b), h, w, b)
-    for g, m in zip(got, want):
+    for g, m in zip(got, want, strict=True):
         assert _close(g, m)
 
 
@@ -162,7 +162,7 @@ def test_training_with_a_large_output_layer_follows_the_materialised_loss():
         for _ in range(15):
             with tf.GradientTape() as tape:
                 loss = tf.reduce_mean(loss_fn(hidden(x), kernel, bias))
-            opt.apply_gradients(zip(tape.gradient(loss, variables), variables))
+            opt.apply_gradients(zip(tape.gradient(loss, variables), variables, strict=True))
             losses_seen.append(float(loss))
         return np.array(losses_seen)
 

@@ -186,7 +186,7 @@ def start(backend: str, **kwargs: Any) -> runtime.KernelRun:
     Raises :class:`xentlab.runtime.BackendError` first if the backend cannot run here."""
     args = json.dumps(kwargs)
     code = f"import json; from xentlab import keras_fit; print(json.dumps(keras_fit.fit(**json.loads({args!r}))))"
-    return runtime.start_with_keras_backend(code, backend, timeout=600 + 3 * int(kwargs.get("steps", 0)))
+    return runtime.start_with_keras_backend(code, backend, timeout=600 + 3 * int(kwargs["steps"]))
 
 
 def results_table(results: dict[tuple[str, str], dict[str, Any]]) -> str:

@@ -560,8 +560,8 @@ def vocab_cost(rows: list[dict[str, Any]], peak_gflops: float) -> plt.Figure:
                       color=f"C{i}", label=f"{name}: not run, computed need")
     sizes = sorted({(r["n"], r["h"], r["c"]) for r in rows}, key=lambda s: s[2])
     for method, color in (("materialised", "k"), ("chunked", "0.5")):
-        ax_t.plot([c for _, _, c in sizes], [vocab.matmul_flops(method, n, h, c) / (peak_gflops * 1e6)
-                                             for n, h, c in sizes], color=color, ls=":", lw=1,
+        ax_t.plot([c for _, _, c in sizes], [vocab.floor_ms(method, n, h, c, peak_gflops) for n, h, c in sizes],
+                  color=color, ls=":", lw=1,
                   label=f"matmul floor, {method}")
     for ax in (ax_t, ax_m):
         ax.set_xscale("log", base=2)

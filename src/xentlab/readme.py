@@ -100,7 +100,8 @@ def timing(reports_dir: Path = REPORTS_DIR) -> str:
 def decision_table(reports_dir: Path = REPORTS_DIR) -> str:
     """The decision guide's short table, from the atlas rows that notebook 08 saved in the ``ci``
     report's metrics, and notebook 10's row for large vocabularies."""
-    from xentlab.atlas import Atlas, decision_table as table
+    from xentlab.atlas import Atlas
+    from xentlab.atlas import decision_table as table
 
     metrics = _read("ci", "metrics/08_which_cross_entropy.json", reports_dir)
     if not metrics:

@@ -56,6 +56,11 @@ def matmul_flops(method: str, n: int, h: int, c: int, num_sampled: int = NUM_SAM
     raise ValueError(f"method must be one of {METHODS}, got {method!r}")
 
 
+def floor_ms(method: str, n: int, h: int, c: int, peak_gflops: float, num_sampled: int = NUM_SAMPLED) -> float:
+    """:func:`matmul_flops` at ``peak_gflops``, in milliseconds: the method's matmul floor."""
+    return matmul_flops(method, n, h, c, num_sampled) / (peak_gflops * 1e6)
+
+
 def gradient_bytes(n: int, h: int, c: int) -> int:
     """Bytes of the float32 gradients ``dh``, ``dW`` and ``db``: the outputs of every method."""
     return 4 * (n * h + h * c + c)
@@ -82,9 +87,8 @@ def materialised_bytes(n: int, c: int, xla: bool = False) -> int:
 
 def _inputs(n: int, h: int, c: int, seed: int) -> tuple[Any, Any, Any, Any]:
     """``hidden [N, H]``, ``weights [H, C]`` (logits about N(0, 16)), ``bias [C]``, ``labels [N]``:
-    drawn by NumPy and handed to TensorFlow, so that TensorFlow's allocator holds the inputs and
-    nothing else (with oneDNN's kernels it keeps what it frees, and :func:`run_one` measures
-    memory by the process' growth)."""
+    drawn by NumPy and handed to TensorFlow, so that no temporary of their making passes through
+    TensorFlow's allocator."""
     import tensorflow as tf
 
     rng = np.random.default_rng(seed)
@@ -135,6 +139,8 @@ def run_one(method: str, n: int, h: int, c: int, *, block_size: int = 4096, repe
 
     import tensorflow as tf
 
+    from xentlab import bench
+
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     if repeats < MIN_REPEATS:
@@ -142,22 +148,24 @@ def run_one(method: str, n: int, h: int, c: int, *, block_size: int = 4096, repe
     num_sampled = min(num_sampled, c // 2)  # the sampler draws distinct classes
     hidden, weights, bias, labels = _inputs(n, h, c, seed)
     step = _step(method, block_size, num_sampled)
-    out = step(hidden, weights, bias, labels)
-    out = None
-    try:
-        tf.config.experimental.reset_memory_stats("CPU:0")
-    except ValueError as e:
+    step(hidden, weights, bias, labels)  # traced (and with XLA compiled) here, untimed
+    times: list[float] = []
+    out: Any = None
+
+    def timed() -> None:
+        nonlocal out
+        for _ in range(repeats):
+            out = None
+            start = time.perf_counter()
+            out = step(hidden, weights, bias, labels)
+            float(tf.reduce_sum(out[0]))  # waits for the result
+            times.append(1e3 * (time.perf_counter() - start))
+
+    extra = bench.peak_bytes(timed)
+    if extra is None:
         raise RuntimeError("TensorFlow keeps CPU allocator statistics only with TF_CPU_ALLOCATOR_USE_BFC=true; "
-                           "run this through vocab.measure") from e
-    held = tf.config.experimental.get_memory_info("CPU:0")["current"]
-    times = []
-    for _ in range(repeats):
-        out = None
-        start = time.perf_counter()
-        out = step(hidden, weights, bias, labels)
-        loss = float(tf.reduce_sum(out[0]))  # waits for the result
-        times.append(1e3 * (time.perf_counter() - start))
-    extra = tf.config.experimental.get_memory_info("CPU:0")["peak"] - held
+                           "run this through vocab.measure")
+    loss = float(tf.reduce_sum(out[0]))
     rng = np.random.default_rng(seed)
     at_h = (rng.integers(0, n, PROBES), rng.integers(0, h, PROBES))
     at_w = (rng.integers(0, h, PROBES), rng.integers(0, c, PROBES))
@@ -264,7 +272,7 @@ def table(rows: list[dict[str, Any]], peak_gflops: float) -> str:
             lines.append(f"{size} not run | | | would need {r['needs_bytes'] / 2**30:.1f} GiB "
                          f"(limit {r['limit_bytes'] / 2**30:.1f} GiB) |")
             continue
-        floor = matmul_flops(r["method"], r["n"], r["h"], r["c"], r.get("num_sampled") or NUM_SAMPLED) / (peak_gflops * 1e6)
+        floor = floor_ms(r["method"], r["n"], r["h"], r["c"], peak_gflops, r.get("num_sampled") or NUM_SAMPLED)
         lines.append(f"{size} {_ms(r['ms'])} | {_ms(floor)} | {r['ms'] / floor:.2f} | "
                      f"{beyond_must_exist(r) / 2**20:,.0f} MiB |")
     return "\n".join(lines)
@@ -306,12 +314,13 @@ def finding(rows: list[dict[str, Any]], peak_gflops: float) -> dict[str, Any]:
         per_size.append({
             "n": n, "h": h, "c": c, "chunked": label(fast), "chunked_ms": fast["ms"], "materialised_ms": ref["ms"],
             "time_ratio": fast["ms"] / ref["ms"], "speed": _compare_times(fast, ref),
-            "floor_ratio": fast["ms"] / (matmul_flops("chunked", n, h, c) / (peak_gflops * 1e6)),
+            "floor_ratio": fast["ms"] / floor_ms("chunked", n, h, c, peak_gflops),
             "lean": label(lean), "lean_bytes": beyond_must_exist(lean), "materialised_bytes": beyond_must_exist(ref),
             "memory_ratio": beyond_must_exist(lean) / beyond_must_exist(ref),
             "of_must_exist": beyond_must_exist(lean) / must_exist_bytes(n, h, c),
             "xla": {label(r): beyond_must_exist(r) for r in here if r["method"].endswith("XLA")}})
-    skipped = {(r["n"], r["h"], r["c"]): r["needs_bytes"] for r in rows if r.get("skipped")}
+    skipped = {(r["n"], r["h"], r["c"]): r["needs_bytes"] for r in rows
+               if r.get("skipped") and r["method"] == "materialised"}
     return {"per_size": per_size, "largest": per_size[-1],
             "skipped": [{"n": n, "h": h, "c": c, "needs_bytes": b} for (n, h, c), b in skipped.items()]}
 

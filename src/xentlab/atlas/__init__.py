@@ -70,12 +70,12 @@ the rows that say so) and restored; :func:`measure` sets TensorFlow's global see
 
 from __future__ import annotations
 
+from xentlab.atlas import backends
 from xentlab.atlas.guide import (
     GUIDE_ENTRIES,
     decision_guide,
     decision_table,
 )
-from xentlab.atlas import backends
 from xentlab.atlas.measure import (
     BAD_CASES,
     MODES,

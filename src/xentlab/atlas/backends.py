@@ -163,13 +163,13 @@ def measure(classes: int = 5) -> list[Row]:
                         "dtype": dtype, "gap": gap, "oracle": float(np.sum(ref)), "value": None,
                         "rel_error": None, "grad_abs_error": None, "grad_max_abs": None}
             if mode == "Model.fit":
-                value, row["error"] = _attempt(lambda: _fit_value(e, labels, z))
+                value, row["error"] = _attempt(lambda: _fit_value(e, labels, z))  # noqa: B023 (called now)
                 if value is not None:  # fit reports the mean: over the one example and, [B,C], the classes
                     row.update(value=value, rel_error=abs(value - float(np.mean(ref))) / float(np.mean(ref)))
             else:
                 y = labels if labels.dtype.kind == "i" else labels.astype(z.dtype)
-                result, row["error"] = _attempt(lambda: _value_and_grad(
-                    lambda x: e.fn(y, _outputs(e, x)), z, compiled=mode == "compiled"))
+                result, row["error"] = _attempt(lambda: _value_and_grad(  # noqa: B023 (called now)
+                    lambda x: e.fn(y, _outputs(e, x)), z, compiled=mode == "compiled"))  # noqa: B023
                 if result is not None:
                     value, grad = result
                     row.update(value=float(np.sum(value)),
@@ -181,7 +181,7 @@ def measure(classes: int = 5) -> list[Row]:
             bad = _native_labels(e, np.array([classes]), classes)
             z = np.zeros((1, classes), np.float32)
             z[0, 1] = FIT_GAP
-            value, error = _attempt(lambda: float(np.sum(np.asarray(e.fn(bad, _outputs(e, z))))))
+            value, error = _attempt(lambda: float(np.sum(np.asarray(e.fn(bad, _outputs(e, z))))))  # noqa: B023
             rows.append(_finite({"backend": backend, "entry": e.name, "expects": e.expects,
                                  "mode": "label = C", "dtype": "float32", "gap": FIT_GAP,
                                  "oracle": None, "value": value, "rel_error": None,
