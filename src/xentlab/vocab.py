@@ -182,8 +182,7 @@ def measure(method: str, n: int, h: int, c: int, **kwargs: Any) -> dict[str, Any
     """:func:`run_one` in a fresh process: TensorFlow's environment is the project's, and its CPU
     allocator TensorFlow's BFC allocator (``TF_CPU_ALLOCATOR_USE_BFC=true``), which keeps the
     statistics the default one does not."""
-    args = json.dumps({"method": method, "n": n, "h": h, "c": c, **kwargs})
-    code = f"import json; from xentlab import vocab; print(json.dumps(vocab.run_one(**json.loads({args!r}))))"
+    code = runtime.json_call("xentlab.vocab", "run_one", method=method, n=n, h=h, c=c, **kwargs)
     return runtime.KernelRun(code, timeout=4 * 3600, TF_CPU_ALLOCATOR_USE_BFC="true").result()
 
 
