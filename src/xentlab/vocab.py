@@ -382,13 +382,13 @@ def decision_row(f: dict[str, Any]) -> str:
 
 
 def main(*, quick: bool, json_path: Any = None) -> list[dict[str, Any]]:
-    """``python -m xentlab bench --vocab [--quick]``: the grid at notebook 10's ``ci`` sizes
-    (``quick``) or its ``paper`` sizes, with progress on stderr; prints the table and the finding,
-    and writes the rows as JSON to ``json_path`` if given."""
+    """``python -m xentlab bench --vocab [--quick]``: a small grid (``quick``: notebook 10's ``ci``
+    size and a four times smaller vocabulary) or notebook 10's ``paper`` sizes, with progress on
+    stderr; prints the table and the finding, and writes the rows as JSON to ``json_path`` if given."""
     from xentlab import bench
     from xentlab.profiles import PROFILES
 
-    sizes = {"tokens": 4096, "hidden": 256, "classes": [4096, 16384], "block_sizes": [512, 2048]}  # notebook 10 (ci)
+    sizes = {"tokens": 4096, "hidden": 256, "classes": [4096, 16384], "block_sizes": [512, 2048]}
     if not quick:
         sizes |= PROFILES["paper"]["10_vocabulary_scale"]
     peak = bench.matmul_peak_gflops()
