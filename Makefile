@@ -15,7 +15,10 @@ export TF_CPP_MIN_LOG_LEVEL := 2
 # x86 machine by default (xentlab.runtime.TF_ENVIRONMENT); `TF_ENABLE_ONEDNN_OPTS=0 make nbval`
 # checks the committed notebooks under Eigen's kernels.
 export TF_ENABLE_ONEDNN_OPTS ?= 1
-NBVAL := $(PY) -m pytest -q --nbval --nbval-current-env --nbval-sanitize-with notebooks/sanitize.cfg notebooks
+# nbval runs NBVAL_JOBS notebooks at once (pytest-xdist; all of one notebook's cells in one worker,
+# in order); NBVAL_JOBS=0 runs them one after the other. Each notebook's kernel uses every core.
+NBVAL_JOBS ?= 2
+NBVAL := $(PY) -m pytest -q -n $(NBVAL_JOBS) --dist loadfile --nbval --nbval-current-env --nbval-sanitize-with notebooks/sanitize.cfg notebooks
 
 .PHONY: help setup data reports test test-fast nbval notebooks lab site site-check chromium lint clean lock bench reproduce-check
 

@@ -98,3 +98,11 @@ def test_start_with_kernels_returns_at_once_and_result_waits():
     slow = runtime.start_with_kernels("import time; time.sleep(30)", onednn=True, timeout=0.5)
     with pytest.raises(subprocess.TimeoutExpired):
         slow.result()
+
+
+def test_json_call_calls_the_function_with_its_arguments_and_prints_its_json():
+    code = runtime.json_call("textwrap", "indent", text="a\nb", prefix="> ")
+    assert runtime.KernelRun(code, timeout=60).result() == "> a\n> b"
+    failing = runtime.json_call("textwrap", "indent", text="a", no_such_argument=1)
+    with pytest.raises(RuntimeError, match="no_such_argument"):
+        runtime.KernelRun(failing, timeout=60).result()

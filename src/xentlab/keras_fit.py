@@ -184,9 +184,8 @@ def start(backend: str, **kwargs: Any) -> runtime.KernelRun:
     """Start :func:`fit` ``(**kwargs)`` in a fresh process on ``backend`` and return at once
     (``result()`` waits for its dict, for at most ten minutes plus three seconds a step).
     Raises :class:`xentlab.runtime.BackendError` first if the backend cannot run here."""
-    args = json.dumps(kwargs)
-    code = f"import json; from xentlab import keras_fit; print(json.dumps(keras_fit.fit(**json.loads({args!r}))))"
-    return runtime.start_with_keras_backend(code, backend, timeout=600 + 3 * int(kwargs["steps"]))
+    return runtime.start_with_keras_backend(runtime.json_call("xentlab.keras_fit", "fit", **kwargs), backend,
+                                            timeout=600 + 3 * int(kwargs["steps"]))
 
 
 def results_table(results: dict[tuple[str, str], dict[str, Any]]) -> str:

@@ -198,6 +198,18 @@ def _fused_kernel(labels: tf.Tensor, logits: tf.Tensor, axis: int) -> tf.Tensor:
     return loss
 
 
+def _check_label_range(labels: tf.Tensor, num_classes: int, why: str = "", *,
+                       ignore_index: int | None = None) -> None:
+    """Raise ``ValueError`` if ``labels`` is known when traced (eager, or a constant) and holds a
+    value outside ``[0, num_classes)`` other than ``ignore_index``; ``why`` ends the message.
+    Labels known only at run time are checked by the kernels, or not at all (XLA)."""
+    values = tf.get_static_value(labels)
+    if values is not None:
+        bad = values[((values < 0) | (values >= num_classes)) & (values != ignore_index)]
+        if bad.size:
+            raise ValueError(f"label value {bad.flat[0]} is outside the valid range [0, {num_classes}){why}")
+
+
 def sparse_softmax_cross_entropy(labels: TensorLike, logits: TensorLike, *,
                                  method: str = "fused") -> tf.Tensor:
     """Softmax cross-entropy per example from integer labels (documents 000, 003): with
@@ -240,14 +252,8 @@ def sparse_softmax_cross_entropy(labels: TensorLike, logits: TensorLike, *,
             f"the class axis), got {_fmt_shape(labels.shape)}{hint}"
         )
     num_classes = logits.shape[-1]
-    values = tf.get_static_value(labels)
-    if values is not None and num_classes is not None:
-        bad = values[(values < 0) | (values >= num_classes)]
-        if bad.size:
-            raise ValueError(
-                f"label value {bad.flat[0]} is outside the valid range [0, {num_classes}) "
-                f"(num_classes = logits.shape[-1] = {num_classes})"
-            )
+    if num_classes is not None:
+        _check_label_range(labels, num_classes, f" (num_classes = logits.shape[-1] = {num_classes})")
     if method == "logsumexp_gather":
         picked = tf.gather(logits, labels, axis=-1, batch_dims=labels.shape.rank)
         return tf.reduce_logsumexp(logits, axis=-1) - picked
@@ -555,11 +561,7 @@ def linear_cross_entropy(labels: TensorLike, hidden: TensorLike, weights: Tensor
     if b.dtype != h.dtype or not b.shape.is_compatible_with([num_classes]):
         raise ValueError(f"bias must be [C] = [{num_classes}] in {h.dtype.name}, got "
                          f"{b.dtype.name} {_fmt_shape(b.shape)}")
-    values = tf.get_static_value(y)
-    if values is not None:
-        bad = values[((values < 0) | (values >= num_classes)) & (values != ignore_index)]
-        if bad.size:
-            raise ValueError(f"label value {bad.flat[0]} is outside the valid range [0, {num_classes})")
+    _check_label_range(y, num_classes, ignore_index=ignore_index)
     y = tf.cast(y, tf.int32)
     keep = tf.ones_like(y, tf.bool) if ignore_index is None else tf.not_equal(y, ignore_index)
     valid = (y >= 0) & (y < num_classes)

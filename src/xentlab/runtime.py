@@ -168,6 +168,15 @@ class KernelRun:
         return json.loads(lines[-1])
 
 
+def json_call(module: str, function: str, **kwargs: Any) -> str:
+    """Python code for a fresh process (:class:`KernelRun`) that calls ``module.function(**kwargs)``
+    with JSON-ready arguments and prints its JSON-ready result, which :meth:`KernelRun.result`
+    reads back."""
+    args = json.dumps(kwargs)
+    return (f"import importlib, json; function = getattr(importlib.import_module({module!r}), {function!r}); "
+            f"print(json.dumps(function(**json.loads({args!r}))))")
+
+
 def start_with_kernels(code: str, *, onednn: bool, timeout: float = 300) -> KernelRun:
     """Start ``code`` in a fresh Python process with TensorFlow's oneDNN CPU kernels on
     (``TF_ENABLE_ONEDNN_OPTS=1``, the project's setting) or off (Eigen's kernels) and return at

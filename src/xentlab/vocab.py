@@ -182,8 +182,7 @@ def measure(method: str, n: int, h: int, c: int, **kwargs: Any) -> dict[str, Any
     """:func:`run_one` in a fresh process: TensorFlow's environment is the project's, and its CPU
     allocator TensorFlow's BFC allocator (``TF_CPU_ALLOCATOR_USE_BFC=true``), which keeps the
     statistics the default one does not."""
-    args = json.dumps({"method": method, "n": n, "h": h, "c": c, **kwargs})
-    code = f"import json; from xentlab import vocab; print(json.dumps(vocab.run_one(**json.loads({args!r}))))"
+    code = runtime.json_call("xentlab.vocab", "run_one", method=method, n=n, h=h, c=c, **kwargs)
     return runtime.KernelRun(code, timeout=4 * 3600, TF_CPU_ALLOCATOR_USE_BFC="true").result()
 
 
@@ -383,13 +382,13 @@ def decision_row(f: dict[str, Any]) -> str:
 
 
 def main(*, quick: bool, json_path: Any = None) -> list[dict[str, Any]]:
-    """``python -m xentlab bench --vocab [--quick]``: the grid at notebook 10's ``ci`` sizes
-    (``quick``) or its ``paper`` sizes, with progress on stderr; prints the table and the finding,
-    and writes the rows as JSON to ``json_path`` if given."""
+    """``python -m xentlab bench --vocab [--quick]``: a small grid (``quick``: notebook 10's ``ci``
+    size and a four times smaller vocabulary) or notebook 10's ``paper`` sizes, with progress on
+    stderr; prints the table and the finding, and writes the rows as JSON to ``json_path`` if given."""
     from xentlab import bench
     from xentlab.profiles import PROFILES
 
-    sizes = {"tokens": 4096, "hidden": 256, "classes": [4096, 16384], "block_sizes": [512, 2048]}  # notebook 10 (ci)
+    sizes = {"tokens": 4096, "hidden": 256, "classes": [4096, 16384], "block_sizes": [512, 2048]}
     if not quick:
         sizes |= PROFILES["paper"]["10_vocabulary_scale"]
     peak = bench.matmul_peak_gflops()

@@ -18,14 +18,12 @@ labels with ``jax.nn.one_hot``, which encodes a label outside ``[0, C)`` as a ro
 
 from __future__ import annotations
 
-import json
-import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
-from xentlab import runtime
+from xentlab import record, runtime
 
 Row = dict[str, Any]
 
@@ -176,22 +174,17 @@ def measure(classes: int = 5) -> list[Row]:
                                rel_error=_rel_error(value, ref) if value.shape == ref.shape else float("nan"),
                                grad_abs_error=float(np.max(np.abs(grad - ref_grad))),
                                grad_max_abs=float(np.max(np.abs(grad))))
-            rows.append(_finite(row))
+            rows.append(record.jsonable(row))
         if e.labels.startswith("int"):
             bad = _native_labels(e, np.array([classes]), classes)
             z = np.zeros((1, classes), np.float32)
             z[0, 1] = FIT_GAP
             value, error = _attempt(lambda: float(np.sum(np.asarray(e.fn(bad, _outputs(e, z))))))  # noqa: B023
-            rows.append(_finite({"backend": backend, "entry": e.name, "expects": e.expects,
+            rows.append(record.jsonable({"backend": backend, "entry": e.name, "expects": e.expects,
                                  "mode": "label = C", "dtype": "float32", "gap": FIT_GAP,
                                  "oracle": None, "value": value, "rel_error": None,
                                  "grad_abs_error": None, "grad_max_abs": None, "error": error}))
     return rows
-
-
-def _finite(row: Row) -> Row:
-    """NaN and infinities as strings, so that a row survives JSON."""
-    return {k: (repr(v) if isinstance(v, float) and not np.isfinite(v) else v) for k, v in row.items()}
 
 
 def start(backends: Sequence[str] = BACKENDS, *, classes: int = 5, timeout: float = 600
@@ -201,7 +194,7 @@ def start(backends: Sequence[str] = BACKENDS, *, classes: int = 5, timeout: floa
     what to install if a backend is unknown or missing, before any process starts."""
     for backend in backends:
         runtime.check_keras_backend(backend)
-    code = f"import json; from xentlab.atlas import backends; print(json.dumps(backends.measure({int(classes)})))"
+    code = runtime.json_call("xentlab.atlas.backends", "measure", classes=int(classes))
     return [runtime.start_with_keras_backend(code, backend, timeout=timeout) for backend in backends]
 
 
@@ -253,6 +246,3 @@ def table(rows: Sequence[Row], *, gap: float = FIT_GAP) -> str:
     return matrix(picked, "entry", "column", cell) + (
         "\n\n**A label equal to C**\n\n" + matrix(bad, "entry", "column", cell) if bad else "")
 
-
-if __name__ == "__main__":  # python -m xentlab.atlas.backends [C]: this process' backend, as JSON
-    print(json.dumps(measure(int(sys.argv[1]) if len(sys.argv) > 1 else 5)))

@@ -157,8 +157,7 @@ def _rule_probabilities(atlas: Atlas) -> str:
 
 def _backend_row(atlas: Atlas, backend: str, entry: str, mode: str) -> Row | None:
     """The float32 backend row of ``entry`` in ``mode`` at the backends' gap (or ``None``)."""
-    found = [r for r in atlas.backends if r["backend"] == backend and r["entry"] == entry
-             and r["mode"] == mode and r["dtype"] == "float32" and r["gap"] == FIT_GAP]
+    found = select(atlas.backends, backend=backend, entry=entry, mode=mode, dtype="float32", gap=FIT_GAP)
     return found[0] if found else None
 
 
@@ -189,8 +188,8 @@ def _rule_backends(atlas: Atlas) -> str:
         return ""  # the sentence says "eagerly, compiled and in Model.fit": only when all agree
     differ = differences(atlas.backends)
     total = len({r["entry"] for r in atlas.backends})
-    tf_bad, jax_bad = (next((r for r in atlas.backends if r["backend"] == b and r["entry"] == KERAS_SPARSE
-                             and r["mode"] == "label = C"), None) for b in ("tensorflow", "jax"))
+    tf_bad, jax_bad = (next(iter(select(atlas.backends, backend=b, entry=KERAS_SPARSE, mode="label = C")), None)
+                       for b in ("tensorflow", "jax"))
     bad = T.BACKENDS_BAD.format(tf_bad=_bad_backend(tf_bad), jax_bad=_bad_backend(jax_bad)) \
         if tf_bad or jax_bad else ""
     logits_differ = [e for e in differ if "from_logits=True" in e]
