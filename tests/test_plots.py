@@ -223,3 +223,29 @@ def test_mixed_precision_averages_seeds_and_splits_range_from_rounding():
     assert ax_a.get_title() == "test accuracy after training (mean of 2 seeds)"
     assert ax_g.get_title() == "gradient elements lost without a loss scale" and len(ax_g.patches) == 4
     assert [t.get_text() for t in ax_g.texts] == [" 0.750% + 0.250%", " 0.000% + 0.020%"]
+
+
+def _vocab_row(method, c, ms=10.0, block=None):
+    return {"method": method, "n": 64, "h": 8, "c": c, "block_size": block, "ms": ms, "extra_peak_bytes": 2**22}
+
+
+def test_vocab_cost_draws_one_line_per_method_over_several_sizes():
+    rows = [_vocab_row(m, c, block=32 if m == "chunked" else None) for c in (256, 1024) for m in ("materialised", "chunked")]
+    rows.append({"method": "materialised XLA", "n": 64, "h": 8, "c": 1024, "block_size": None, "skipped": True,
+                 "needs_bytes": 2**30, "limit_bytes": 2**29})
+    ax_t, ax_m = plots.vocab_cost(rows, peak_gflops=100.0).axes
+    assert ax_t.get_xscale() == "log" and [line.get_label() for line in ax_t.lines][:2] == [
+        "materialised", "chunked (block 32)"]
+    assert "materialised XLA: not run, computed need" in [line.get_label() for line in ax_m.lines]
+
+
+def test_vocab_cost_at_one_size_draws_bars_and_a_hatched_computed_need():
+    rows = [_vocab_row("materialised", 512, ms=30.0), _vocab_row("chunked", 512, ms=40.0, block=64),
+            {"method": "materialised XLA", "n": 64, "h": 8, "c": 512, "block_size": None, "skipped": True,
+             "needs_bytes": 2**30, "limit_bytes": 2**29}]
+    ax_t, ax_m = plots.vocab_cost(rows, peak_gflops=100.0).axes
+    assert [t.get_text() for t in ax_t.get_yticklabels()] == ["materialised", "chunked (block 64)", "materialised XLA"]
+    assert [p.get_width() for p in ax_t.patches] == [30.0, 40.0]  # the skipped one has no time
+    assert len(ax_m.patches) == 3 and ax_m.patches[2].get_hatch() == "//"
+    assert [line.get_label() for line in ax_t.lines] == ["matmul floor, materialised", "matmul floor, chunked"]
+    assert "C = 512" in ax_t.get_title()

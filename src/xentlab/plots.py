@@ -544,6 +544,9 @@ def vocab_cost(rows: list[dict[str, Any]], peak_gflops: float) -> plt.Figure:
     computed need (hollow markers) where it was not run. XLA rows dashed, with square markers."""
     from xentlab import vocab
 
+    sizes = sorted({(r["n"], r["h"], r["c"]) for r in rows}, key=lambda s: s[2])
+    if len(sizes) == 1:
+        return _vocab_bars(rows, peak_gflops)
     fig, (ax_t, ax_m) = plt.subplots(1, 2, figsize=(12, 4.4))
     labels = list(dict.fromkeys(vocab.label(r) for r in rows))
     for i, name in enumerate(labels):
@@ -558,7 +561,6 @@ def vocab_cost(rows: list[dict[str, Any]], peak_gflops: float) -> plt.Figure:
             ax_m.plot([r["c"] for r in gone], [(r["needs_bytes"] - vocab.must_exist_bytes(r["n"], r["h"], r["c"])) / 2**20
                                                for r in gone], ls="none", marker="s" if xla else "o", mfc="none",
                       color=f"C{i}", label=f"{name}: not run, computed need")
-    sizes = sorted({(r["n"], r["h"], r["c"]) for r in rows}, key=lambda s: s[2])
     for method, color in (("materialised", "k"), ("chunked", "0.5")):
         ax_t.plot([c for _, _, c in sizes], [vocab.floor_ms(method, n, h, c, peak_gflops) for n, h, c in sizes],
                   color=color, ls=":", lw=1,
@@ -571,6 +573,37 @@ def vocab_cost(rows: list[dict[str, Any]], peak_gflops: float) -> plt.Figure:
     ax_t.set_ylabel("ms per forward + backward (median)")
     ax_t.set_title("Time of one forward + backward", fontsize=9)
     ax_m.set_ylabel("MiB at the peak, beyond h, W, b and their gradients")
+    ax_m.set_title("Memory beyond the bytes that must exist", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def _vocab_bars(rows: list[dict[str, Any]], peak_gflops: float) -> plt.Figure:
+    """:func:`vocab_cost` for a grid of one size: a horizontal bar per method (a hollow, hatched
+    bar for a materialised configuration's computed need where it was not run), with the matmul
+    floors as vertical dotted lines."""
+    from xentlab import vocab
+
+    n, h, c = rows[0]["n"], rows[0]["h"], rows[0]["c"]
+    fig, (ax_t, ax_m) = plt.subplots(1, 2, figsize=(12, 0.9 + 0.45 * len(rows)), sharey=True)
+    for i, r in enumerate(rows):
+        if r.get("skipped"):
+            ax_m.barh(i, (r["needs_bytes"] - vocab.must_exist_bytes(n, h, c)) / 2**20, color="none",
+                      edgecolor=f"C{i}", hatch="//")
+            ax_t.text(0, i, " not run: too big for this machine", va="center", fontsize=8)
+        else:
+            ax_t.barh(i, r["ms"], color=f"C{i}")
+            ax_m.barh(i, vocab.beyond_must_exist(r) / 2**20, color=f"C{i}")
+    for method, color in (("materialised", "k"), ("chunked", "0.5")):
+        ax_t.axvline(vocab.floor_ms(method, n, h, c, peak_gflops), color=color, ls=":", lw=1.2,
+                     label=f"matmul floor, {method}")
+    ax_t.set_yticks(range(len(rows)), [vocab.label(r) for r in rows])
+    ax_t.invert_yaxis()
+    ax_t.legend(fontsize=7, loc="lower right")
+    ax_t.set_xlabel("ms per forward + backward (median)")
+    ax_m.set_xlabel("MiB at the peak, beyond h, W, b and their gradients"
+                    + ("\n(hatched: computed need, not run)" if any(r.get("skipped") for r in rows) else ""))
+    ax_t.set_title(f"Time of one forward + backward, N = {n:,}, H = {h:,}, C = {c:,}", fontsize=9)
     ax_m.set_title("Memory beyond the bytes that must exist", fontsize=9)
     fig.tight_layout()
     return fig
