@@ -84,3 +84,9 @@ def test_on_jax_a_confident_mistake_passes_no_gradient(tmp_path):
                         learning_rate=1e-3, seed=0, dataset="mnist10k", eval_size=100).result()
     assert r["backend"] == "jax" and r["clip_gradient"]["examples"] > 0
     assert r["clip_gradient"]["max_abs_gradient"] == 0.0
+
+
+def test_last_change_is_the_step_where_the_probe_accuracy_last_moved():
+    probes = [{"step": s, "accuracy": a} for s, a in ((0, 0.1), (1, 0.1), (10, 0.3), (100, 0.3), (1000, 0.3))]
+    assert keras_fit.last_change(probes) == 10
+    assert keras_fit.last_change(probes[:2]) == 0

@@ -1,10 +1,19 @@
-"""xentlab.plots: the shared training figure."""
+"""xentlab.plots: the notebooks' figures."""
 
 import matplotlib
+import pytest
 
 matplotlib.use("Agg")
 
+import matplotlib.pyplot as plt  # noqa: E402
+
 from xentlab import plots, train  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    plt.close("all")
 
 
 def test_training_curves_marks_exact_zero_gradients_one_row_per_run():
@@ -247,5 +256,21 @@ def test_vocab_cost_at_one_size_draws_bars_and_a_hatched_computed_need():
     assert [t.get_text() for t in ax_t.get_yticklabels()] == ["materialised", "chunked (block 64)", "materialised XLA"]
     assert [p.get_width() for p in ax_t.patches] == [30.0, 40.0]  # the skipped one has no time
     assert len(ax_m.patches) == 3 and ax_m.patches[2].get_hatch() == "//"
-    assert [line.get_label() for line in ax_t.lines] == ["matmul floor, materialised", "matmul floor, chunked"]
+    floor = ax_t.lines[0]
+    assert floor.get_label() == "its matmul floor" and list(floor.get_ydata()) == [0, 1, 2]
+    assert floor.get_xdata()[1] == pytest.approx(8 / 6 * floor.get_xdata()[0])  # chunked: the logits twice
     assert "C = 512" in ax_t.get_title()
+
+
+def test_keras_backends_titles_give_each_initialisation_its_steps():
+    def run(steps, accuracy):
+        return {"steps": steps, "epsilon": 1e-7, "probes": [{"step": s, "accuracy": accuracy, "clipped": 0.5}
+                                                            for s in (0, 1, steps)]}
+    results = {("tensorflow", "stddev 1"): run(200, 0.9), ("jax", "stddev 1"): run(200, 0.1),
+               ("tensorflow", "keras default"): run(20, 0.95), ("jax", "keras default"): run(20, 0.95)}
+    axes = plots.keras_backends(results).axes
+    assert [ax.get_title() for ax in axes] == [
+        "N(0, 1) weights: accuracy (200 steps)", r"N(0, 1) weights: true-class $p < 10^{-7}$ (200 steps)",
+        "Keras' default weights: accuracy (20 steps)"]
+    assert all(ax.get_ylabel() and ax.get_xscale() == "symlog" for ax in axes)
+    assert [line.get_label() for line in axes[0].lines] == ["tensorflow", "jax"]

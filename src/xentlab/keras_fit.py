@@ -188,6 +188,13 @@ def start(backend: str, **kwargs: Any) -> runtime.KernelRun:
                                             timeout=600 + 3 * int(kwargs["steps"]))
 
 
+def last_change(probes: list[dict[str, float]]) -> int:
+    """The step of the last probe whose accuracy differs from the probe's before it (0 if none
+    does): where a run's probe curve last moved."""
+    moved = [p["step"] for before, p in zip(probes, probes[1:], strict=False) if p["accuracy"] != before["accuracy"]]
+    return int(moved[-1]) if moved else 0
+
+
 def results_table(results: dict[tuple[str, str], dict[str, Any]]) -> str:
     """A Markdown table of the runs: backend, initialisation, steps, accuracy on the whole test
     set, and the fraction of the probe digits below the clip at the first and the last probe."""

@@ -516,10 +516,12 @@ def keras_backends(results: Mapping[tuple[str, str], Mapping[str, Any]]) -> plt.
     dashed."""
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
     eps = next(iter(results.values()))["epsilon"]
+    steps = {init: r["steps"] for (_, init), r in results.items()}  # the same on every backend
     panels = [("stddev 1", "accuracy", axes[0], "N(0, 1) weights: accuracy"),
               ("stddev 1", "clipped", axes[1], rf"N(0, 1) weights: true-class $p < 10^{{{round(np.log10(eps))}}}$"),
               ("keras default", "accuracy", axes[2], "Keras' default weights: accuracy")]
     for init, key, ax, title in panels:
+        title = f"{title} ({steps[init]:,} steps)"
         for (backend, run_init), r in results.items():
             if run_init != init:
                 continue
@@ -528,11 +530,12 @@ def keras_backends(results: Mapping[tuple[str, str], Mapping[str, Any]]) -> plt.
                     color="C0" if backend == "tensorflow" else "C3", ls="-" if backend == "tensorflow" else "--",
                     marker="." if backend == "tensorflow" else "x")
         ax.set_xscale("symlog", linthresh=1)
-        ax.set(xlabel="training step (log scale)", ylim=(-0.02, 1.02))
+        ax.set(xlabel="training step (log scale; linear from 0 to 1)", ylim=(-0.02, 1.02))
         ax.set_title(title, fontsize=9)
         ax.legend(fontsize=8)
-    axes[0].set_ylabel("accuracy on the first 1,000 test digits")
-    axes[1].set_ylabel("fraction of those digits")
+    axes[0].set_ylabel("accuracy, first 1,000 test digits")
+    axes[1].set_ylabel("fraction of the first 1,000 test digits")
+    axes[2].set_ylabel("accuracy, first 1,000 test digits")
     fig.tight_layout()
     return fig
 
@@ -580,8 +583,8 @@ def vocab_cost(rows: list[dict[str, Any]], peak_gflops: float) -> plt.Figure:
 
 def _vocab_bars(rows: list[dict[str, Any]], peak_gflops: float) -> plt.Figure:
     """:func:`vocab_cost` for a grid of one size: a horizontal bar per method (a hollow, hatched
-    bar for a materialised configuration's computed need where it was not run), with the matmul
-    floors as vertical dotted lines."""
+    bar for a materialised configuration's computed need where it was not run), each with a tick
+    at its own matmul floor."""
     from xentlab import vocab
 
     n, h, c = rows[0]["n"], rows[0]["h"], rows[0]["c"]
@@ -594,9 +597,9 @@ def _vocab_bars(rows: list[dict[str, Any]], peak_gflops: float) -> plt.Figure:
         else:
             ax_t.barh(i, r["ms"], color=f"C{i}")
             ax_m.barh(i, vocab.beyond_must_exist(r) / 2**20, color=f"C{i}")
-    for method, color in (("materialised", "k"), ("chunked", "0.5")):
-        ax_t.axvline(vocab.floor_ms(method, n, h, c, peak_gflops), color=color, ls=":", lw=1.2,
-                     label=f"matmul floor, {method}")
+    floors = [vocab.floor_ms(r["method"], n, h, c, peak_gflops) for r in rows]
+    ax_t.plot(floors, range(len(rows)), ls="none", marker="|", markersize=16, mew=2, color="k",
+              label="its matmul floor")
     ax_t.set_yticks(range(len(rows)), [vocab.label(r) for r in rows])
     ax_t.invert_yaxis()
     ax_t.legend(fontsize=7, loc="lower right")
