@@ -15,10 +15,11 @@ export TF_CPP_MIN_LOG_LEVEL := 2
 # x86 machine by default (xentlab.runtime.TF_ENVIRONMENT); `TF_ENABLE_ONEDNN_OPTS=0 make nbval`
 # checks the committed notebooks under Eigen's kernels.
 export TF_ENABLE_ONEDNN_OPTS ?= 1
-# nbval runs NBVAL_JOBS notebooks at once (pytest-xdist; all of one notebook's cells in one worker,
-# in order); NBVAL_JOBS=0 runs them one after the other. Each notebook's kernel uses every core.
-NBVAL_JOBS ?= 2
-NBVAL := $(PY) -m pytest -q -n $(NBVAL_JOBS) --dist loadfile --nbval --nbval-current-env --nbval-sanitize-with notebooks/sanitize.cfg notebooks
+# `make test` and `make nbval` run TEST_JOBS test files (notebooks) at once (pytest-xdist; all of one
+# file's tests, and all of one notebook's cells in order, in one worker); TEST_JOBS=0: one at a time.
+TEST_JOBS ?= 2
+XDIST := -n $(TEST_JOBS) --dist loadfile
+NBVAL := $(PY) -m pytest -q $(XDIST) --nbval --nbval-current-env --nbval-sanitize-with notebooks/sanitize.cfg notebooks
 
 .PHONY: help setup data reports test test-fast nbval notebooks lab site site-check chromium lint clean lock bench reproduce-check
 
@@ -51,7 +52,7 @@ reports: data ## run every notebook with papermill into reports/$(PROFILE)/ (PRO
 	$(PY) -m xentlab readme
 
 test: data ## unit, property and pipeline tests, then nbval over the committed notebooks
-	$(PY) -m pytest -q -m "not browser" tests
+	$(PY) -m pytest -q $(XDIST) -m "not browser" tests
 	$(NBVAL)
 
 test-fast: data ## unit and property tests only, no kernels or subprocesses (under 2 minutes)

@@ -50,7 +50,7 @@ def test_finding_compares_like_with_like_at_each_size_with_a_reference():
     text = vocab.finding_text(f)
     assert "1.20× its time" in text and "At C = 4,000 the materialised op was not run" in text
     assert "time at most 1.5× the materialised op's: met" in text and "memory at most 5% of the materialised op's: met" in text
-    assert "0.004% for the loss computation" in text
+    assert "0.0042% for the loss computation and 3.6% for the classifier head" in text
     assert "linear_cross_entropy" in vocab.guidance(f)
     assert vocab.decision_row(f).startswith("| integer `[N]` |") and "1.20× the materialised op" in vocab.decision_row(f)
     with pytest.raises(ValueError, match="no size has a measured materialised row"):
