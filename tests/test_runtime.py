@@ -100,6 +100,7 @@ def test_start_with_kernels_returns_at_once_and_result_waits():
         slow.result()
 
 
+@pytest.mark.slow
 def test_json_call_calls_the_function_with_its_arguments_and_prints_its_json():
     code = runtime.json_call("textwrap", "indent", text="a\nb", prefix="> ")
     assert runtime.KernelRun(code, timeout=60).result() == "> a\n> b"

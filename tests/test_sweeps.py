@@ -116,9 +116,10 @@ def test_subprocess_helpers_ask_each_kernel_set(monkeypatch):
     assert list(got) == ["oneDNN", "Eigen"] and got["Eigen"].dtype == np.float32
     assert [on for _, on in calls] == [True, False] and "[[0.0, 0.0]]" in calls[0][0]
     assert sweeps.first_inf_gap_with_kernels("float32", onednn=False) == 87.0
-    assert "first_inf_gap('float32', 'manual', hi=1000.0)" in calls[-1][0] and calls[-1][1] is False
+    assert '"first_inf_gap"' in calls[-1][0].replace("'", '"') and calls[-1][1] is False
+    assert '{"dtype": "float32", "method": "manual", "hi": 1000.0}' in calls[-1][0]
     sweeps.first_inf_gap_with_kernels("float16", "fused", onednn=True, hi=2500)
-    assert "first_inf_gap('float16', 'fused', hi=2500.0)" in calls[-1][0] and calls[-1][1] is True
+    assert '{"dtype": "float16", "method": "fused", "hi": 2500.0}' in calls[-1][0] and calls[-1][1] is True
 
 
 def test_gap_curves_errors_and_table():

@@ -48,6 +48,7 @@ def test_finding_compares_like_with_like_at_each_size_with_a_reference():
     assert big["of_must_exist"] == pytest.approx(40_000 / vocab.must_exist_bytes(100, 10, 1000))
     assert f["skipped"] == [{"n": 100, "h": 10, "c": 4000, "needs_bytes": 5 * 2**30}]
     text = vocab.finding_text(f)
+    assert text.count("At the largest size with both, C = 1,000") == 1  # C = 4,000 was only computed
     assert "1.20× its time" in text and "At C = 4,000 the materialised op was not run" in text
     assert "time at most 1.5× the materialised op's: met" in text and "memory at most 5% of the materialised op's: met" in text
     assert "0.0042% for the loss computation and 3.6% for the classifier head" in text

@@ -11,6 +11,7 @@ Shapes: images ``[N, 28, 28]`` uint8, labels ``[N]`` int.
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 from pathlib import Path
@@ -191,7 +192,7 @@ def start(backend: str, **kwargs: Any) -> runtime.KernelRun:
 def last_change(probes: list[dict[str, float]]) -> int:
     """The step of the last probe whose accuracy differs from the probe's before it (0 if none
     does): where a run's probe curve last moved."""
-    moved = [p["step"] for before, p in zip(probes, probes[1:], strict=False) if p["accuracy"] != before["accuracy"]]
+    moved = [p["step"] for before, p in itertools.pairwise(probes) if p["accuracy"] != before["accuracy"]]
     return int(moved[-1]) if moved else 0
 
 

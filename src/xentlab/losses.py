@@ -198,11 +198,10 @@ def _fused_kernel(labels: tf.Tensor, logits: tf.Tensor, axis: int) -> tf.Tensor:
     return loss
 
 
-def _check_label_range(labels: tf.Tensor, num_classes: int, why: str = "", *,
+def _check_label_range(labels: tf.Tensor, num_classes: int, *, why: str = "",
                        ignore_index: int | None = None) -> None:
     """Raise ``ValueError`` if ``labels`` is known when traced (eager, or a constant) and holds a
-    value outside ``[0, num_classes)`` other than ``ignore_index``; ``why`` ends the message.
-    Labels known only at run time are checked by the kernels, or not at all (XLA)."""
+    value outside ``[0, num_classes)`` other than ``ignore_index``; ``why`` ends the message."""
     values = tf.get_static_value(labels)
     if values is not None:
         bad = values[((values < 0) | (values >= num_classes)) & (values != ignore_index)]
@@ -253,7 +252,7 @@ def sparse_softmax_cross_entropy(labels: TensorLike, logits: TensorLike, *,
         )
     num_classes = logits.shape[-1]
     if num_classes is not None:
-        _check_label_range(labels, num_classes, f" (num_classes = logits.shape[-1] = {num_classes})")
+        _check_label_range(labels, num_classes, why=f" (num_classes = logits.shape[-1] = {num_classes})")
     if method == "logsumexp_gather":
         picked = tf.gather(logits, labels, axis=-1, batch_dims=labels.shape.rank)
         return tf.reduce_logsumexp(logits, axis=-1) - picked

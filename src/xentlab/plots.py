@@ -544,7 +544,8 @@ def vocab_cost(rows: list[dict[str, Any]], peak_gflops: float) -> plt.Figure:
     classes C, log-log: forward + backward milliseconds, with the matmul floors of the
     materialised and chunked forms at ``peak_gflops`` (dashed); and the peak memory beyond the
     bytes that must exist (:func:`xentlab.vocab.beyond_must_exist`), with the materialised op's
-    computed need (hollow markers) where it was not run. XLA rows dashed, with square markers."""
+    computed need (hollow markers) where it was not run. XLA rows dashed, with square markers. A
+    grid of one size is drawn as bars instead (:func:`_vocab_bars`)."""
     from xentlab import vocab
 
     sizes = sorted({(r["n"], r["h"], r["c"]) for r in rows}, key=lambda s: s[2])
@@ -597,7 +598,7 @@ def _vocab_bars(rows: list[dict[str, Any]], peak_gflops: float) -> plt.Figure:
         else:
             ax_t.barh(i, r["ms"], color=f"C{i}")
             ax_m.barh(i, vocab.beyond_must_exist(r) / 2**20, color=f"C{i}")
-    floors = [vocab.floor_ms(r["method"], n, h, c, peak_gflops) for r in rows]
+    floors = [vocab.floor_ms(r["method"], n, h, c, peak_gflops, r.get("num_sampled") or vocab.NUM_SAMPLED) for r in rows]
     ax_t.plot(floors, range(len(rows)), ls="none", marker="|", markersize=16, mew=2, color="k",
               label="its matmul floor")
     ax_t.set_yticks(range(len(rows)), [vocab.label(r) for r in rows])

@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-__all__ = ["KERAS_BACKENDS", "TF_ENVIRONMENT", "BackendError", "KernelRun", "check_keras_backend", "environment", "op_determinism", "op_determinism_enabled",
+__all__ = ["KERAS_BACKENDS", "TF_ENVIRONMENT", "BackendError", "KernelRun", "check_keras_backend", "environment", "json_call", "op_determinism", "op_determinism_enabled",
            "quiet_tensorflow_logger", "run_with_kernels", "seed", "set_op_determinism", "start_with_kernels",
            "set_tensorflow_environment", "silence_tensorflow_logger", "start_with_keras_backend",
            "tensorflow_environment", "tensorflow_seed"]

@@ -259,8 +259,7 @@ def first_inf_gap_with_kernels(dtype: str, method: str = "manual", *, onednn: bo
                                hi: float = 1000.0) -> float | None:
     """:func:`first_inf_gap` of ``method`` in ``dtype`` on ``[0, hi]``, computed in a fresh
     process with oneDNN's kernels on or off (:func:`xentlab.runtime.run_with_kernels`)."""
-    code = ("import json; from xentlab import sweeps; "
-            f"print(json.dumps(sweeps.first_inf_gap({dtype!r}, {method!r}, hi={float(hi)!r})))")
+    code = runtime.json_call("xentlab.sweeps", "first_inf_gap", dtype=dtype, method=method, hi=float(hi))
     return runtime.run_with_kernels(code, onednn=onednn)
 
 

@@ -337,7 +337,7 @@ def finding_text(f: dict[str, Any]) -> str:
     big = f["largest"]
     xla = "; ".join(f"{name} {b / 2**20:,.0f} MiB" for name, b in big["xla"].items())
     text = ("\n".join(lines) + "\n\n"
-            f"{'At the largest size with both' if len(f['per_size']) > 1 else 'At'} C = {big['c']:,}, the chunked form ({big['chunked']}) was "
+            f"{'At the largest size with both,' if len(f['per_size']) + len(f['skipped']) > 1 else 'At'} C = {big['c']:,}, the chunked form ({big['chunked']}) was "
             f"{ {'faster': 'faster than', 'slower': 'slower than'}.get(big['speed'], 'about as fast as')} "
             f"the materialised fused op in a tf.function, {big['time_ratio']:.2f}× its time, and held "
             f"{big['memory_ratio']:.1%} of its memory beyond the bytes that must exist. Under XLA: {xla}.")

@@ -188,8 +188,7 @@ def _rule_backends(atlas: Atlas) -> str:
         return ""  # the sentence says "eagerly, compiled and in Model.fit": only when all agree
     differ = differences(atlas.backends)
     total = len({r["entry"] for r in atlas.backends})
-    tf_bad, jax_bad = (next(iter(select(atlas.backends, backend=b, entry=KERAS_SPARSE, mode="label = C")), None)
-                       for b in ("tensorflow", "jax"))
+    tf_bad, jax_bad = (_backend_row(atlas, b, KERAS_SPARSE, "label = C") for b in ("tensorflow", "jax"))
     bad = T.BACKENDS_BAD.format(tf_bad=_bad_backend(tf_bad), jax_bad=_bad_backend(jax_bad)) \
         if tf_bad or jax_bad else ""
     logits_differ = [e for e in differ if "from_logits=True" in e]
