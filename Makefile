@@ -19,6 +19,9 @@ export TF_ENABLE_ONEDNN_OPTS ?= 1
 # file's tests, and all of one notebook's cells in order, in one worker); TEST_JOBS=0: one at a time.
 TEST_JOBS ?= 2
 XDIST := -n $(TEST_JOBS) --dist loadfile
+# `make reports` runs REPORT_JOBS notebooks at once; those that measure time or memory
+# (xentlab.profiles.TIMED) then run one at a time with the machine to themselves.
+REPORT_JOBS ?= 2
 NBVAL := $(PY) -m pytest -q $(XDIST) --nbval --nbval-current-env --nbval-sanitize-with notebooks/sanitize.cfg notebooks
 
 .PHONY: help setup data reports test test-fast nbval notebooks lab site site-check chromium lint clean lock bench reproduce-check
@@ -48,7 +51,7 @@ data: $(STAMP) ## fetch and verify both datasets (mnist10k, then mnist, the defa
 	$(PY) -m xentlab data --dataset mnist
 
 reports: data ## run every notebook with papermill into reports/$(PROFILE)/ (PROFILE=smoke|ci|paper), then the README's generated sections
-	$(PY) -m xentlab reports --profile $(PROFILE)
+	$(PY) -m xentlab reports --profile $(PROFILE) --jobs $(REPORT_JOBS)
 	$(PY) -m xentlab readme
 
 test: data ## unit, property and pipeline tests, then nbval over the committed notebooks

@@ -287,7 +287,11 @@ def test_readme_timing_and_headline_come_from_the_reports(tmp_path):
         "notebooks": [{"name": "01_a", "seconds": 100.0, "kernels": onednn},
                       {"name": "02_b", "seconds": 260.0, "kernels": eigen}]}))
     assert readme.timing(reps).startswith(
-        "The committed `ci` report ran its 2 notebooks in 6 min on Some CPU (x86_64, 2 CPUs, Linux, both kernel sets)")
+        "The committed `ci` report's 2 notebooks took 6 min on Some CPU (x86_64, 2 CPUs, Linux, both kernel sets)")
+    prov = json.loads((reps / "ci" / "provenance.json").read_text())
+    prov["notebooks"][0]["alone"] = False
+    (reps / "ci" / "provenance.json").write_text(json.dumps(prov))
+    assert readme.timing(reps).startswith("The committed `ci` report's 2 notebooks took 6 min (1 of them two or more at a time")
     run = {"dataset": "mnist", "steps": 20000, "batch_size": 128}
     claims = [
         {"id": "002.manual-collapses", "expected": {"test_accuracy": 0.1032}, "verdict": "reproduced",

@@ -281,6 +281,47 @@ def test_only_replaces_that_notebooks_part_and_keeps_the_others(two_notebooks, t
     assert not (out / "notebooks" / "04_fail.ipynb").exists()
 
 
+@pytest.mark.slow
+def test_jobs_run_notebooks_side_by_side_and_the_timed_ones_alone(two_notebooks, tmp_path, capsys):
+    make_notebook(two_notebooks, "02_ok", OK_BODY.replace("999.n-positive", "997.n-positive"))
+    out = tmp_path / "rep"
+    reports.run_reports("ci", only=["01", "02", "03"], out=out, notebooks_dir=two_notebooks,
+                        profiles={"ci": {"01_ok": {"n": 4}}}, jobs=2, timed=frozenset({"02_ok"}))
+    rows = {r["name"]: r for r in json.loads((out / "provenance.json").read_text())["notebooks"]}
+    assert {n: r["alone"] for n, r in rows.items()} == {"01_ok": False, "02_ok": True, "03_ok": False}
+    assert rows["01_ok"]["parameters"] == {"n": 4}
+    assert {c["id"] for c in json.loads((out / "claims.json").read_text())} == {
+        "997.n-positive", "998.n-positive", "999.n-positive"}
+    printed = capsys.readouterr().out
+    assert "2 notebooks, 2 at a time: 01_ok, 03_ok" in printed
+    assert printed.rindex("(beside others)") < printed.index("[2/3] 02_ok ...")
+
+
+@pytest.mark.slow
+def test_a_failure_beside_others_names_its_notebook_and_keeps_the_report(two_notebooks, tmp_path):
+    out = tmp_path / "rep"
+    out.mkdir()
+    (out / "README.md").write_text("previous report")
+    with pytest.raises(reports.ReportError, match="04_fail: cell .* ZeroDivisionError") as err:
+        reports.run_reports("ci", only=["03", "04"], out=out, notebooks_dir=two_notebooks,
+                            profiles={"ci": {}}, jobs=2)
+    assert err.value.notebook == "04_fail"
+    assert str(tmp_path / "rep.failed" / "notebooks" / "04_fail.ipynb") in str(err.value)
+    assert (tmp_path / "rep.failed" / "notebooks" / "04_fail.ipynb").exists()
+    assert (out / "README.md").read_text() == "previous report"
+
+
+def test_jobs_below_one_fail_before_running(notebooks, tmp_path):
+    with pytest.raises(ValueError, match="jobs must be at least 1"):
+        reports.run_reports("ci", out=tmp_path / "rep", notebooks_dir=notebooks, profiles=SMOKE, jobs=0)
+
+
+def test_timed_notebooks_are_the_ones_that_measure_time_and_memory():
+    from xentlab.profiles import TIMED
+
+    assert TIMED <= {nb.stem for nb in reports.discover()}
+
+
 def test_relink_rewrites_relative_links_for_the_reports_folder(tmp_path):
     src, dest = tmp_path / "notebooks", tmp_path / "reports" / "ci" / "notebooks"
     text = ("See the [glossary](../docs/glossary.md#ulp), [02](02_b.ipynb), [a site](https://x.org/a.md), "

@@ -23,6 +23,8 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--only", nargs="+", metavar="NOTEBOOK", help="e.g. 03 or 03_log_zero_collapse")
     rep.add_argument("--dataset", choices=DATASETS, help="override every notebook's dataset")
     rep.add_argument("--out", type=Path, help="output folder (default reports/<profile>/)")
+    rep.add_argument("--jobs", type=int, default=1, metavar="N",
+                     help="run N notebooks at once, each timing notebook alone afterwards (default 1)")
     rep.add_argument("--rebuild", action="store_true",
                      help="run nothing: rewrite claims.json, provenance.json, README.md and "
                           "summary.md of the report from its parts")
@@ -79,7 +81,8 @@ def main(argv: list[str] | None = None) -> int:
                 rebuild(out, args.profile)
                 print(f"report rebuilt from its parts in {out}")
             else:
-                out = run_reports(args.profile, only=args.only, dataset=args.dataset, out=args.out)
+                out = run_reports(args.profile, only=args.only, dataset=args.dataset, out=args.out,
+                                  jobs=args.jobs)
                 print(f"report written to {out}")
         elif args.command == "notebooks":
             from xentlab.reports import discover, execute_in_place, select_notebooks

@@ -5,6 +5,8 @@ small ``mnist10k``. ``ci`` is the notebooks' own defaults (what the committed ou
 produced with), so it overrides nothing. ``smoke`` shrinks every experiment to seconds for the pipeline test;
 ``paper`` uses the documents' own sizes (e.g. 20,000 steps of batch 128 for notebook 03).
 A notebook absent from a profile runs with its defaults. ``--dataset`` overrides ``dataset``.
+``TIMED`` names the notebooks whose results are wall-clock times or memory peaks: a report run with
+``--jobs`` above 1 runs the others that many at a time, then each of these with the machine to itself.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from __future__ import annotations
 from typing import Any
 
 Params = dict[str, Any]
+
+TIMED: frozenset[str] = frozenset({"06_cost_of_cross_entropy", "09_mixed_precision", "10_vocabulary_scale"})
 
 PROFILES: dict[str, dict[str, Params]] = {
     "smoke": {

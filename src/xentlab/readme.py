@@ -92,7 +92,10 @@ def timing(reports_dir: Path = REPORTS_DIR) -> str:
     nbs = prov["notebooks"]
     onednn = {bool(nb.get("kernels", {}).get("onednn")) for nb in nbs}
     kernels = {frozenset({True}): "oneDNN's kernels", frozenset({False}): "Eigen's kernels"}.get(frozenset(onednn), "both kernel sets")
-    return (f"The committed `ci` report ran its {len(nbs)} notebooks in {duration(sum(nb['seconds'] for nb in nbs))} "
+    beside = sum(not nb.get("alone", True) for nb in nbs)
+    shared = (f" ({beside} of them two or more at a time, `make reports`' default, so each of those times "
+              "includes a shared CPU and the run took less than their sum)" if beside else "")
+    return (f"The committed `ci` report's {len(nbs)} notebooks took {duration(sum(nb['seconds'] for nb in nbs))}{shared} "
             f"on {prov['processor']} ({prov['machine']}, {kernels}); each notebook's time is in the "
             f"[table below](#notebooks) and its provenance in [`reports/ci/`](reports/ci/README.md).")
 

@@ -19,6 +19,7 @@ rewrites those files from the parts alone, running nothing.
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import platform
 import re
@@ -27,6 +28,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -42,7 +44,7 @@ from xentlab.config import (
     SCRATCH_DIR,
     cpu_features,
 )
-from xentlab.profiles import PROFILES, Params
+from xentlab.profiles import PROFILES, TIMED, Params
 from xentlab.reports.render import render_readme, render_summary
 
 KERNEL = "python3"
@@ -51,6 +53,10 @@ KERNEL = "python3"
 
 class ReportError(RuntimeError):
     """A report run failed; the message names the notebook, the cell and the error."""
+
+    def __init__(self, message: str, notebook: str = "") -> None:
+        super().__init__(message)
+        self.notebook = notebook  # the failed notebook's stem (kept when pickled from a worker)
 
 
 
@@ -65,6 +71,7 @@ class NotebookRun:
     name: str
     seconds: float
     parameters: Params
+    alone: bool = True  # False: other notebooks ran beside it (``--jobs``)
     finished_utc: str = field(default_factory=_utc_now)  # made right after the notebook ran
 
 
@@ -154,8 +161,52 @@ def _execute(notebook: Path, output: Path, params: Params, run_dir: Path) -> Non
     except PapermillExecutionError as err:
         raise ReportError(
             f"{notebook.stem}: cell {err.cell_index} (execution count {err.exec_count}) raised "
-            f"{err.ename}: {err.evalue}"
+            f"{err.ename}: {err.evalue}", notebook.stem
         ) from err
+
+
+def _run_one(notebook: Path, params: Params, run_dir: Path, dest: Path, alone: bool) -> NotebookRun:
+    """Execute ``notebook`` into ``run_dir/notebooks`` (links rewritten to resolve from ``dest``)."""
+    start = time.perf_counter()
+    _execute(notebook, run_dir / "notebooks" / notebook.name, params, run_dir)
+    relink_notebook(run_dir / "notebooks" / notebook.name, notebook.parent, dest)
+    return NotebookRun(notebook.stem, time.perf_counter() - start, params, alone=alone)
+
+
+Step = tuple[Path, Params]
+
+
+def _batches(plan: list[Step], jobs: int, timed: frozenset[str]) -> list[list[Step]]:
+    """The order of a report run: with ``jobs`` 1, each notebook alone in reading order; above 1,
+    the notebooks not in ``timed`` as one batch (run ``jobs`` at a time), then each timed one alone."""
+    if jobs == 1:
+        return [[step] for step in plan]
+    shared = [step for step in plan if step[0].stem not in timed]
+    return ([shared] if shared else []) + [[step] for step in plan if step[0].stem in timed]
+
+
+def _run_batch(batch: list[Step], run_dir: Path, dest: Path, label: dict[str, str], jobs: int) -> list[NotebookRun]:
+    """Run one batch of :func:`_batches`: a single notebook in this process, several in ``jobs``
+    worker processes (each sends its kernel's stderr to its own log). On a failure the notebooks
+    not yet started are cancelled and the running ones finished before the error is raised."""
+    if len(batch) == 1:
+        nb, params = batch[0]
+        print(f"{label[nb.stem]} ...", flush=True)
+        run = _run_one(nb, params, run_dir, dest, alone=True)
+        print(f"{label[nb.stem]} done in {run.seconds:.1f} s", flush=True)
+        return [run]
+    workers = min(jobs, len(batch))
+    print(f"{len(batch)} notebooks, {workers} at a time: " + ", ".join(nb.stem for nb, _ in batch), flush=True)
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+    try:
+        futures = [pool.submit(_run_one, nb, params, run_dir, dest, False) for nb, params in batch]
+        runs = []
+        for future in as_completed(futures):
+            runs.append(future.result())
+            print(f"{label[runs[-1].name]} done in {runs[-1].seconds:.1f} s (beside others)", flush=True)
+        return runs
+    finally:
+        pool.shutdown(cancel_futures=True)
 
 
 
@@ -221,7 +272,7 @@ def part(run: NotebookRun, run_dir: Path, commit: str) -> dict[str, Any]:
     metrics_path = run_dir / "metrics" / f"{run.name}.json"
     metrics = json.loads(metrics_path.read_text()) if metrics_path.exists() else {}
     return {
-        "name": run.name, "seconds": round(run.seconds, 1), "parameters": run.parameters,
+        "name": run.name, "seconds": round(run.seconds, 1), "alone": run.alone, "parameters": run.parameters,
         "git_commit": commit, "created_utc": run.finished_utc,
         "python": platform.python_version(), "tensorflow": _version("tensorflow-cpu", "tensorflow"),
         "keras": _version("keras"), "numpy": _version("numpy"),
@@ -281,14 +332,21 @@ def run_reports(
     only: list[str] | None = None,
     dataset: str | None = None,
     out: Path | None = None,
+    jobs: int = 1,
     notebooks_dir: Path = NOTEBOOKS_DIR,
     profiles: dict[str, dict[str, Params]] = PROFILES,
+    timed: frozenset[str] = TIMED,
 ) -> Path:
     """Run the notebooks of ``profile`` into ``out`` (default ``reports/<profile>/``) atomically.
 
-    Raises ``ValueError`` for a bad profile, notebook or parameter before anything runs, and
-    ``ReportError`` when a notebook fails (the previous report is left as it was).
+    ``jobs`` > 1 runs that many notebooks at once, each in its own process, except those named in
+    ``timed`` (their results are times and memory peaks), which run afterwards one at a time.
+    Raises ``ValueError`` for a bad profile, notebook, parameter or ``jobs`` before anything runs,
+    and ``ReportError`` when a notebook fails (the previous report is left as it was; with
+    ``jobs`` > 1 the notebooks already running are finished first, those not started are not run).
     """
+    if jobs < 1:
+        raise ValueError(f"jobs must be at least 1, got {jobs}")
     notebooks = select_notebooks(discover(notebooks_dir), only)
     if not notebooks:
         raise ValueError(f"no notebooks found in {notebooks_dir}")
@@ -308,16 +366,11 @@ def run_reports(
     (tmp / "notebooks").mkdir(parents=True, exist_ok=True)
     runs: list[NotebookRun] = []
     commit = _git_commit()  # the code the notebooks run, before anything can change
-    current = "assembling the report"
+    label = {nb.stem: f"[{i}/{len(plan)}] {nb.stem}" for i, (nb, _) in enumerate(plan, 1)}
+    current = "running the notebooks"
     try:
-        for i, (nb, params) in enumerate(plan, 1):
-            current = nb.name
-            print(f"[{i}/{len(plan)}] {nb.stem} ...", flush=True)
-            start = time.perf_counter()
-            _execute(nb, tmp / "notebooks" / nb.name, params, tmp)
-            relink_notebook(tmp / "notebooks" / nb.name, nb.parent, out / "notebooks")
-            runs.append(NotebookRun(nb.stem, time.perf_counter() - start, params))
-            print(f"[{i}/{len(plan)}] {nb.stem} done in {runs[-1].seconds:.1f} s", flush=True)
+        for batch in _batches(plan, jobs, timed):
+            runs += _run_batch(batch, tmp, out / "notebooks", label, jobs)
         current = "assembling the report"
         _assemble(tmp, profile, runs, commit)
         _replace(tmp, out)
@@ -326,8 +379,8 @@ def run_reports(
         shutil.rmtree(failed, ignore_errors=True)
         tmp.rename(failed)
         if isinstance(err, ReportError):
-            kept = failed / "notebooks" / current
-            raise ReportError(f"{err}\n  executed notebook kept at {kept}; {out} untouched") from err
+            kept = failed / "notebooks" / f"{err.notebook}.ipynb"
+            raise ReportError(f"{err}\n  executed notebook kept at {kept}; {out} untouched", err.notebook) from err
         print(f"report failed while {current}: run kept in {failed}; {out} untouched",
               file=sys.stderr)
         raise
