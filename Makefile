@@ -17,12 +17,15 @@ export TF_CPP_MIN_LOG_LEVEL := 2
 export TF_ENABLE_ONEDNN_OPTS ?= 1
 # `make test` and `make nbval` run TEST_JOBS test files (notebooks) at once (pytest-xdist; all of one
 # file's tests, and all of one notebook's cells in order, in one worker); TEST_JOBS=0: one at a time.
+# `make test` runs the notebooks and tests/ in one session, notebooks first (xdist's reordering by
+# test count off): the long notebooks start first and the short test files fill the last minutes.
 TEST_JOBS ?= 2
 XDIST := -n $(TEST_JOBS) --dist loadfile
-# `make reports` runs REPORT_JOBS notebooks at once; those that measure time or memory
+# `make reports` runs REPORT_JOBS notebooks at once; those whose results are times or memory peaks
 # (xentlab.profiles.TIMED) then run one at a time with the machine to themselves.
 REPORT_JOBS ?= 2
-NBVAL := $(PY) -m pytest -q $(XDIST) --nbval --nbval-current-env --nbval-sanitize-with notebooks/sanitize.cfg notebooks
+NBVAL_FLAGS := --nbval --nbval-current-env --nbval-sanitize-with notebooks/sanitize.cfg
+NBVAL := $(PY) -m pytest -q $(XDIST) $(NBVAL_FLAGS) notebooks
 
 .PHONY: help setup data reports test test-fast nbval notebooks lab site site-check chromium lint clean lock bench reproduce-check
 
@@ -54,9 +57,8 @@ reports: data ## run every notebook with papermill into reports/$(PROFILE)/ (PRO
 	$(PY) -m xentlab reports --profile $(PROFILE) --jobs $(REPORT_JOBS)
 	$(PY) -m xentlab readme
 
-test: data ## unit, property and pipeline tests, then nbval over the committed notebooks
-	$(PY) -m pytest -q $(XDIST) -m "not browser" tests
-	$(NBVAL)
+test: data ## nbval over the committed notebooks, and the unit, property and pipeline tests
+	$(PY) -m pytest -q $(XDIST) --no-loadscope-reorder -m "not browser" $(NBVAL_FLAGS) notebooks tests
 
 test-fast: data ## unit and property tests only, no kernels or subprocesses (under 2 minutes)
 	$(PY) -m pytest -q -m "not slow and not browser" tests

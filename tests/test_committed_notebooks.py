@@ -273,6 +273,9 @@ def test_notebook_table_counts_each_notebooks_verdicts(tmp_path):
     row = readme.notebook_table(nbs, reps).splitlines()[2]
     assert row == ("| [01_a](notebooks/01_a.ipynb) | Why mean? | `000_…` | 2 min | [1 ✅ · 1 ⏸️](reports/ci/README.md) | "
                    "[1 ✅ · 1 ❌](reports/paper/README.md) |")
+    (reps / "ci" / "provenance.json").write_text(json.dumps(
+        {"notebooks": [{"name": "01_a", "seconds": 95.0, "alone": False}]}))
+    assert "| 2 min (shared) |" in readme.notebook_table(nbs, reps)
 
 
 def test_readme_timing_and_headline_come_from_the_reports(tmp_path):
@@ -287,11 +290,11 @@ def test_readme_timing_and_headline_come_from_the_reports(tmp_path):
         "notebooks": [{"name": "01_a", "seconds": 100.0, "kernels": onednn},
                       {"name": "02_b", "seconds": 260.0, "kernels": eigen}]}))
     assert readme.timing(reps).startswith(
-        "The committed `ci` report's 2 notebooks took 6 min on Some CPU (x86_64, 2 CPUs, Linux, both kernel sets)")
+        "The committed `ci` report's 2 notebooks add up to 6 min, on Some CPU (x86_64, 2 CPUs, Linux, both kernel sets)")
     prov = json.loads((reps / "ci" / "provenance.json").read_text())
     prov["notebooks"][0]["alone"] = False
     (reps / "ci" / "provenance.json").write_text(json.dumps(prov))
-    assert readme.timing(reps).startswith("The committed `ci` report's 2 notebooks took 6 min (1 of them two or more at a time")
+    assert readme.timing(reps).startswith("The committed `ci` report's 2 notebooks add up to 6 min; 1 of them ran beside")
     run = {"dataset": "mnist", "steps": 20000, "batch_size": 128}
     claims = [
         {"id": "002.manual-collapses", "expected": {"test_accuracy": 0.1032}, "verdict": "reproduced",

@@ -1,6 +1,7 @@
 """The papermill runner on tiny test notebooks: success, failure, atomicity, bad input."""
 
 import json
+import os
 from pathlib import Path
 
 import nbformat
@@ -11,7 +12,7 @@ from xentlab import reports
 from xentlab.config import NOTEBOOKS_DIR
 from xentlab.profiles import PROFILES
 
-SETUP = "from xentlab import record\nrecord.start({name!r})"
+SETUP = "import os\nfrom xentlab import record\nrecord.start({name!r})\nrecord.metric('launcher', os.getppid())"
 OK_BODY = """\
 if not isinstance(n, int) or n <= 0:
     raise ValueError(f"n must be a positive int, got {n!r}")
@@ -61,7 +62,7 @@ def test_smoke_profile_writes_a_complete_report(notebooks, tmp_path):
     claims = json.loads((out / "claims.json").read_text())
     assert [c["id"] for c in claims] == ["999.n-positive"]
     assert claims[0]["notebook"] == "01_ok" and claims[0]["measured"] == 3
-    assert json.loads((out / "metrics" / "01_ok.json").read_text()) == {"n": 3}
+    assert json.loads((out / "metrics" / "01_ok.json").read_text())["n"] == 3
     assert (out / "figures" / "01_ok_line.png").exists()
     assert not (out / "html").exists()  # the site shows the executed notebooks
     assert (out / "notebooks" / "01_ok.ipynb").exists()
@@ -292,23 +293,41 @@ def test_jobs_run_notebooks_side_by_side_and_the_timed_ones_alone(two_notebooks,
     assert rows["01_ok"]["parameters"] == {"n": 4}
     assert {c["id"] for c in json.loads((out / "claims.json").read_text())} == {
         "997.n-positive", "998.n-positive", "999.n-positive"}
+    # which process started each notebook's kernel: the shared ones a worker each, the timed one this one
+    launcher = {n: json.loads((out / "metrics" / f"{n}.json").read_text())["launcher"] for n in rows}
+    assert launcher["02_ok"] == os.getpid() and os.getpid() not in (launcher["01_ok"], launcher["03_ok"])
+    assert launcher["01_ok"] != launcher["03_ok"]
     printed = capsys.readouterr().out
-    assert "2 notebooks, 2 at a time: 01_ok, 03_ok" in printed
-    assert printed.rindex("(beside others)") < printed.index("[2/3] 02_ok ...")
+    assert "[1/3] 01_ok ... (beside others)" in printed and "[3/3] 03_ok ... (beside others)" in printed
+    assert printed.rindex("03_ok done in") < printed.index("[2/3] 02_ok ...")
 
 
 @pytest.mark.slow
-def test_a_failure_beside_others_names_its_notebook_and_keeps_the_report(two_notebooks, tmp_path):
+def test_after_a_failure_beside_others_no_notebook_starts_and_the_report_is_kept(two_notebooks, tmp_path, capsys):
+    make_notebook(two_notebooks, "05_slow", "import time\ntime.sleep(8)")
+    make_notebook(two_notebooks, "06_never", "print('ran')")
     out = tmp_path / "rep"
     out.mkdir()
     (out / "README.md").write_text("previous report")
     with pytest.raises(reports.ReportError, match="04_fail: cell .* ZeroDivisionError") as err:
-        reports.run_reports("ci", only=["03", "04"], out=out, notebooks_dir=two_notebooks,
+        reports.run_reports("ci", only=["04", "05", "06"], out=out, notebooks_dir=two_notebooks,
                             profiles={"ci": {}}, jobs=2)
     assert err.value.notebook == "04_fail"
-    assert str(tmp_path / "rep.failed" / "notebooks" / "04_fail.ipynb") in str(err.value)
-    assert (tmp_path / "rep.failed" / "notebooks" / "04_fail.ipynb").exists()
+    failed = tmp_path / "rep.failed" / "notebooks"
+    assert str(failed / "04_fail.ipynb") in str(err.value) and (failed / "04_fail.ipynb").exists()
+    assert (failed / "05_slow.ipynb").exists() and not (failed / "06_never.ipynb").exists()
+    assert "[1/3] 04_fail failed; waiting for 05_slow" in capsys.readouterr().out
     assert (out / "README.md").read_text() == "previous report"
+
+
+def test_an_error_outside_a_cell_names_its_notebook(notebooks, tmp_path, monkeypatch):
+    def dead_kernel(*args):
+        raise RuntimeError("Kernel died before replying to kernel_info")
+
+    monkeypatch.setattr("xentlab.reports.run._execute", dead_kernel)
+    with pytest.raises(reports.ReportError, match="01_ok: RuntimeError: Kernel died") as err:
+        reports.run_reports("ci", only=["01"], out=tmp_path / "rep", notebooks_dir=notebooks, profiles=SMOKE)
+    assert err.value.notebook == "01_ok"
 
 
 def test_jobs_below_one_fail_before_running(notebooks, tmp_path):
@@ -316,10 +335,19 @@ def test_jobs_below_one_fail_before_running(notebooks, tmp_path):
         reports.run_reports("ci", out=tmp_path / "rep", notebooks_dir=notebooks, profiles=SMOKE, jobs=0)
 
 
-def test_timed_notebooks_are_the_ones_that_measure_time_and_memory():
+def test_every_notebook_whose_claims_rest_on_times_or_memory_runs_alone():
     from xentlab.profiles import TIMED
+    from xentlab.reports import VOLATILE
+
+    def volatile(value):
+        if isinstance(value, dict):
+            return any(VOLATILE.search(k) or volatile(v) for k, v in value.items())
+        return isinstance(value, list) and any(volatile(v) for v in value)
 
     assert TIMED <= {nb.stem for nb in reports.discover()}
+    claims = json.loads((Path(NOTEBOOKS_DIR).parent / "reports" / "ci" / "claims.json").read_text())
+    timed_claims = {c["notebook"] for c in claims if volatile(c.get("measured"))}
+    assert timed_claims and timed_claims <= TIMED, timed_claims - TIMED
 
 
 def test_relink_rewrites_relative_links_for_the_reports_folder(tmp_path):

@@ -15,7 +15,8 @@ from typing import Any
 
 Params = dict[str, Any]
 
-TIMED: frozenset[str] = frozenset({"06_cost_of_cross_entropy", "09_mixed_precision", "10_vocabulary_scale"})
+TIMED: frozenset[str] = frozenset({"04_sigmoid_softmax_sparse", "06_cost_of_cross_entropy", "09_mixed_precision",
+                                   "10_vocabulary_scale"})
 
 PROFILES: dict[str, dict[str, Params]] = {
     "smoke": {

@@ -67,16 +67,17 @@ def _sources(claims: list[dict[str, Any]]) -> str:
 
 def notebook_table(notebooks_dir: Path = NOTEBOOKS_DIR, reports_dir: Path = REPORTS_DIR) -> str:
     """A Markdown table, one row per committed notebook: link, question, sources, the notebook's
-    wall time in the ``ci`` report and the verdict counts of its claims in ``reports/ci`` and
+    wall time in the ``ci`` report ("shared": beside another notebook) and the verdict counts of its claims in ``reports/ci`` and
     ``reports/paper`` (linking each ledger)."""
     by_profile = {p: _claims(p, reports_dir) for p in ("ci", "paper")}
-    seconds = {nb["name"]: nb["seconds"] for nb in (_read("ci", "provenance.json", reports_dir) or {}).get("notebooks", [])}
+    rows = {nb["name"]: nb for nb in (_read("ci", "provenance.json", reports_dir) or {}).get("notebooks", [])}
     lines = ["| notebook | question | sources | `ci` time | `ci` verdicts | `paper` verdicts |",
              "|---|---|---|---|---|---|"]
     ran = {p: {part.stem for part in (reports_dir / p / "parts").glob("*.json")} for p in ("ci", "paper")}
     for nb in sorted(notebooks_dir.glob("[0-9][0-9]_*.ipynb")):
         mine = {p: [c for c in claims if c["notebook"] == nb.stem] for p, claims in by_profile.items()}
-        took = duration(seconds[nb.stem]) if nb.stem in seconds else "—"
+        row = rows.get(nb.stem)
+        took = "—" if row is None else duration(row["seconds"]) + ("" if row.get("alone", True) else " (shared)")
         verdicts = [f"[{_counts(mine[p])}](reports/{p}/README.md)" if nb.stem in ran[p] or mine[p] else "not run yet"
                     for p in ("ci", "paper")]
         lines.append(f"| [{nb.stem}](notebooks/{nb.name}) | {_title(nb)} | {_sources(mine['ci'] or mine['paper'])} | "
@@ -93,9 +94,9 @@ def timing(reports_dir: Path = REPORTS_DIR) -> str:
     onednn = {bool(nb.get("kernels", {}).get("onednn")) for nb in nbs}
     kernels = {frozenset({True}): "oneDNN's kernels", frozenset({False}): "Eigen's kernels"}.get(frozenset(onednn), "both kernel sets")
     beside = sum(not nb.get("alone", True) for nb in nbs)
-    shared = (f" ({beside} of them two or more at a time, `make reports`' default, so each of those times "
-              "includes a shared CPU and the run took less than their sum)" if beside else "")
-    return (f"The committed `ci` report's {len(nbs)} notebooks took {duration(sum(nb['seconds'] for nb in nbs))}{shared} "
+    shared = (f"; {beside} of them ran beside another notebook (`--jobs`), so their times, marked \"shared\" in the "
+              "table, include a shared CPU and the run took less than the sum" if beside else "")
+    return (f"The committed `ci` report's {len(nbs)} notebooks add up to {duration(sum(nb['seconds'] for nb in nbs))}{shared}, "
             f"on {prov['processor']} ({prov['machine']}, {kernels}); each notebook's time is in the "
             f"[table below](#notebooks) and its provenance in [`reports/ci/`](reports/ci/README.md).")
 

@@ -28,7 +28,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -165,10 +165,20 @@ def _execute(notebook: Path, output: Path, params: Params, run_dir: Path) -> Non
         ) from err
 
 
+def _report_error(err: BaseException, stem: str) -> ReportError:
+    """``err`` as a :class:`ReportError` naming notebook ``stem`` (a failing cell already is one)."""
+    if isinstance(err, ReportError):
+        return err
+    return ReportError(f"{stem}: {type(err).__name__}: {err}", stem)
+
+
 def _run_one(notebook: Path, params: Params, run_dir: Path, dest: Path, alone: bool) -> NotebookRun:
     """Execute ``notebook`` into ``run_dir/notebooks`` (links rewritten to resolve from ``dest``)."""
     start = time.perf_counter()
-    _execute(notebook, run_dir / "notebooks" / notebook.name, params, run_dir)
+    try:
+        _execute(notebook, run_dir / "notebooks" / notebook.name, params, run_dir)
+    except Exception as err:  # e.g. a dead kernel: the error names the notebook all the same
+        raise _report_error(err, notebook.stem) from err
     relink_notebook(run_dir / "notebooks" / notebook.name, notebook.parent, dest)
     return NotebookRun(notebook.stem, time.perf_counter() - start, params, alone=alone)
 
@@ -186,9 +196,10 @@ def _batches(plan: list[Step], jobs: int, timed: frozenset[str]) -> list[list[St
 
 
 def _run_batch(batch: list[Step], run_dir: Path, dest: Path, label: dict[str, str], jobs: int) -> list[NotebookRun]:
-    """Run one batch of :func:`_batches`: a single notebook in this process, several in ``jobs``
-    worker processes (each sends its kernel's stderr to its own log). On a failure the notebooks
-    not yet started are cancelled and the running ones finished before the error is raised."""
+    """Run one batch of :func:`_batches`: a single notebook in this process, several in at most
+    ``jobs`` worker processes (each sends its kernel's stderr to its own log), a new one started
+    whenever one ends. After a failure no other notebook starts; the running ones are finished
+    (each failure is printed) and the first failure is raised."""
     if len(batch) == 1:
         nb, params = batch[0]
         print(f"{label[nb.stem]} ...", flush=True)
@@ -196,17 +207,32 @@ def _run_batch(batch: list[Step], run_dir: Path, dest: Path, label: dict[str, st
         print(f"{label[nb.stem]} done in {run.seconds:.1f} s", flush=True)
         return [run]
     workers = min(jobs, len(batch))
-    print(f"{len(batch)} notebooks, {workers} at a time: " + ", ".join(nb.stem for nb, _ in batch), flush=True)
+    waiting, running, runs = list(batch), {}, []
+    failure: ReportError | None = None
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
     try:
-        futures = [pool.submit(_run_one, nb, params, run_dir, dest, False) for nb, params in batch]
-        runs = []
-        for future in as_completed(futures):
-            runs.append(future.result())
-            print(f"{label[runs[-1].name]} done in {runs[-1].seconds:.1f} s (beside others)", flush=True)
-        return runs
-    finally:
-        pool.shutdown(cancel_futures=True)
+        while running or (waiting and failure is None):
+            while waiting and failure is None and len(running) < workers:
+                nb, params = waiting.pop(0)
+                print(f"{label[nb.stem]} ... (beside others)", flush=True)
+                running[pool.submit(_run_one, nb, params, run_dir, dest, False)] = nb.stem
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                stem = running.pop(future)
+                try:
+                    runs.append(future.result())
+                    print(f"{label[stem]} done in {runs[-1].seconds:.1f} s", flush=True)
+                except Exception as err:  # a failing cell, or a worker that died (BrokenProcessPool)
+                    failure = failure or _report_error(err, stem)
+                    waits = f"; waiting for {', '.join(running.values())}" if running else ""
+                    print(f"{label[stem]} failed{waits}", flush=True)
+    except BaseException:  # e.g. Ctrl-C, which the workers receive too: do not wait for them
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
+    if failure is not None:
+        raise failure
+    return runs
 
 
 
@@ -343,7 +369,7 @@ def run_reports(
     ``timed`` (their results are times and memory peaks), which run afterwards one at a time.
     Raises ``ValueError`` for a bad profile, notebook, parameter or ``jobs`` before anything runs,
     and ``ReportError`` when a notebook fails (the previous report is left as it was; with
-    ``jobs`` > 1 the notebooks already running are finished first, those not started are not run).
+    ``jobs`` > 1 the notebooks already running are finished first, and no other one starts).
     """
     if jobs < 1:
         raise ValueError(f"jobs must be at least 1, got {jobs}")
@@ -367,9 +393,10 @@ def run_reports(
     runs: list[NotebookRun] = []
     commit = _git_commit()  # the code the notebooks run, before anything can change
     label = {nb.stem: f"[{i}/{len(plan)}] {nb.stem}" for i, (nb, _) in enumerate(plan, 1)}
-    current = "running the notebooks"
+    current = "assembling the report"
     try:
         for batch in _batches(plan, jobs, timed):
+            current = "running " + ", ".join(nb.stem for nb, _ in batch)
             runs += _run_batch(batch, tmp, out / "notebooks", label, jobs)
         current = "assembling the report"
         _assemble(tmp, profile, runs, commit)
@@ -389,9 +416,9 @@ def run_reports(
 
 
 def _part_files(run_dir: Path, stem: str) -> list[Path]:
-    """Every file of notebook ``stem``'s part of a report."""
+    """Every file (and folder: a notebook's own logs) of notebook ``stem``'s part of a report."""
     named = [run_dir / "notebooks" / f"{stem}.ipynb", run_dir / "metrics" / f"{stem}.json",
-             run_dir / "claims" / f"{stem}.json", run_dir / "parts" / f"{stem}.json"]
+             run_dir / "claims" / f"{stem}.json", run_dir / "parts" / f"{stem}.json", run_dir / "logs" / stem]
     return named + sorted(run_dir.glob(f"figures/{stem}_*")) + sorted(run_dir.glob(f"logs/{stem}.*"))
 
 
@@ -402,7 +429,10 @@ def keep_parts(previous: Path, tmp: Path, replaced: list[str]) -> None:
     shutil.copytree(previous, tmp, ignore=shutil.ignore_patterns("html"))
     for stem in replaced:
         for path in _part_files(tmp, stem):
-            path.unlink(missing_ok=True)
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink(missing_ok=True)
 
 
 def _assemble(tmp: Path, profile: str, runs: list[NotebookRun], commit: str) -> None:
