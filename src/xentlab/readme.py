@@ -67,8 +67,8 @@ def _sources(claims: list[dict[str, Any]]) -> str:
 
 def notebook_table(notebooks_dir: Path = NOTEBOOKS_DIR, reports_dir: Path = REPORTS_DIR) -> str:
     """A Markdown table, one row per committed notebook: link, question, sources, the notebook's
-    wall time in the ``ci`` report ("shared": beside another notebook) and the verdict counts of its claims in ``reports/ci`` and
-    ``reports/paper`` (linking each ledger)."""
+    wall time in the ``ci`` report ("shared": beside another notebook) and the verdict counts of
+    its claims in ``reports/ci`` and ``reports/paper`` (linking each ledger)."""
     by_profile = {p: _claims(p, reports_dir) for p in ("ci", "paper")}
     rows = {nb["name"]: nb for nb in (_read("ci", "provenance.json", reports_dir) or {}).get("notebooks", [])}
     lines = ["| notebook | question | sources | `ci` time | `ci` verdicts | `paper` verdicts |",

@@ -177,6 +177,8 @@ def _run_one(notebook: Path, params: Params, run_dir: Path, dest: Path, alone: b
     start = time.perf_counter()
     try:
         _execute(notebook, run_dir / "notebooks" / notebook.name, params, run_dir)
+    except ReportError:
+        raise
     except Exception as err:  # e.g. a dead kernel: the error names the notebook all the same
         raise _report_error(err, notebook.stem) from err
     relink_notebook(run_dir / "notebooks" / notebook.name, notebook.parent, dest)
