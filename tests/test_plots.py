@@ -246,6 +246,12 @@ def test_vocab_cost_draws_one_line_per_method_over_several_sizes():
     assert ax_t.get_xscale() == "log" and [line.get_label() for line in ax_t.lines][:2] == [
         "materialised", "chunked (block 32)"]
     assert "materialised XLA: not run, computed need" in [line.get_label() for line in ax_m.lines]
+    rows.append({"method": "materialised", "n": 64, "h": 8, "c": 4096, "block_size": None, "skipped": True,
+                 "failed": "std::bad_alloc", "needs_bytes": 2**31, "limit_bytes": 2**32})
+    rows.append({"method": "chunked", "n": 64, "h": 8, "c": 4096, "block_size": 32, "skipped": True,
+                 "failed": "std::bad_alloc", "needs_bytes": None, "limit_bytes": 2**32})
+    ax_t, ax_m = plots.vocab_cost(rows, peak_gflops=100.0).axes
+    assert "materialised: failed, computed need" in [line.get_label() for line in ax_m.lines]
 
 
 def test_vocab_cost_at_one_size_draws_bars_and_a_hatched_computed_need():
@@ -260,6 +266,10 @@ def test_vocab_cost_at_one_size_draws_bars_and_a_hatched_computed_need():
     assert floor.get_label() == "its matmul floor" and list(floor.get_ydata()) == [0, 1, 2]
     assert floor.get_xdata()[1] == pytest.approx(8 / 6 * floor.get_xdata()[0])  # chunked: the logits twice
     assert "C = 512" in ax_t.get_title()
+    rows.append({"method": "chunked XLA", "n": 64, "h": 8, "c": 512, "block_size": 64, "skipped": True,
+                 "failed": "std::bad_alloc", "needs_bytes": None, "limit_bytes": 2**29})
+    ax_t, ax_m = plots.vocab_cost(rows, peak_gflops=100.0).axes
+    assert len(ax_m.patches) == 3 and " failed: std::bad_alloc" in [t.get_text() for t in ax_t.texts]
 
 
 def test_keras_backends_titles_give_each_initialisation_its_steps():

@@ -46,7 +46,7 @@ def test_finding_compares_like_with_like_at_each_size_with_a_reference():
     assert big["time_ratio"] == pytest.approx(12.0 / 10.0) and big["speed"] == "slower"
     assert big["memory_ratio"] == pytest.approx(40_000 / 800_000)  # tf.function rows: chunked against materialised
     assert big["of_must_exist"] == pytest.approx(40_000 / vocab.must_exist_bytes(100, 10, 1000))
-    assert f["skipped"] == [{"n": 100, "h": 10, "c": 4000, "needs_bytes": 5 * 2**30}]
+    assert f["skipped"] == [{"n": 100, "h": 10, "c": 4000, "needs_bytes": 5 * 2**30, "failed": None}]
     text = vocab.finding_text(f)
     assert text.count("At the largest size with both, C = 1,000") == 1  # C = 4,000 was only computed
     assert "1.20× its time" in text and "At C = 4,000 the materialised op was not run" in text
@@ -54,8 +54,32 @@ def test_finding_compares_like_with_like_at_each_size_with_a_reference():
     assert "0.0042% for the loss computation and 3.6% for the classifier head" in text
     assert "linear_cross_entropy" in vocab.guidance(f)
     assert vocab.decision_row(f).startswith("| integer `[N]` |") and "1.20× the materialised op" in vocab.decision_row(f)
-    with pytest.raises(ValueError, match="no size has a measured materialised row"):
+    with pytest.raises(ValueError, match="no size has measured materialised and chunked rows"):
         vocab.finding(ROWS[-2:], peak_gflops=1.0)
+    with pytest.raises(ValueError, match="no size has measured materialised and chunked rows"):
+        vocab.finding([r for r in ROWS if r["method"] != "chunked"], peak_gflops=1.0)
+
+
+def test_a_configuration_whose_process_fails_is_a_row_and_the_grid_goes_on(monkeypatch, capsys):
+    def measure(method, n, h, c, **kwargs):
+        if method == "materialised":
+            raise RuntimeError("the subprocess failed (exit -6):\nterminate called ...\n  what():  std::bad_alloc\n")
+        return _row(method, c, 5.0, 1000, block=kwargs.get("block_size"))
+
+    monkeypatch.setattr(vocab, "measure", measure)
+    monkeypatch.setattr(vocab, "available_bytes", lambda: 2**40)
+    rows = vocab.grid([(100, 10, 4000)], block_sizes=(100,), repeats=3, progress=True)
+    assert [vocab.label(r) for r in rows] == ["materialised", "materialised XLA", "chunked (block 100)",
+                                              "chunked XLA (block 100)", "sampled"]
+    failed = rows[0]
+    assert failed["skipped"] and failed["failed"] == "what():  std::bad_alloc"
+    assert failed["needs_bytes"] == vocab.materialised_bytes(100, 4000) + vocab.must_exist_bytes(100, 10, 4000)
+    assert "[1/5] materialised N=100 H=10 C=4000 block=None: failed: what():  std::bad_alloc" in capsys.readouterr().err
+    assert "| materialised | failed | | | `what():  std::bad_alloc`; would need" in vocab.table(rows, peak_gflops=1.0)
+    f = vocab.finding([*ROWS[:5], failed], peak_gflops=1.0)
+    assert f["skipped"][0]["failed"] == "what():  std::bad_alloc"
+    assert "At C = 4,000 the materialised op's process failed (`what():  std::bad_alloc`); by the count it needs" in (
+        vocab.finding_text(f))
 
 
 def test_table_shows_skipped_sizes_and_floors():

@@ -544,7 +544,7 @@ def vocab_cost(rows: list[dict[str, Any]], peak_gflops: float) -> plt.Figure:
     classes C, log-log: forward + backward milliseconds, with the matmul floors of the
     materialised and chunked forms at ``peak_gflops`` (dashed); and the peak memory beyond the
     bytes that must exist (:func:`xentlab.vocab.beyond_must_exist`), with the materialised op's
-    computed need (hollow markers) where it was not run. XLA rows dashed, with square markers. A
+    computed need (hollow markers; crosses where its process failed) where it was not run. XLA rows dashed, with square markers. A
     grid of one size is drawn as bars instead (:func:`_vocab_bars`)."""
     from xentlab import vocab
 
@@ -560,11 +560,12 @@ def vocab_cost(rows: list[dict[str, Any]], peak_gflops: float) -> plt.Figure:
         if mine:
             ax_t.plot([r["c"] for r in mine], [r["ms"] for r in mine], **style)
             ax_m.plot([r["c"] for r in mine], [max(vocab.beyond_must_exist(r), 1) / 2**20 for r in mine], **style)
-        gone = [r for r in rows if vocab.label(r) == name and r.get("skipped")]
-        if gone:
-            ax_m.plot([r["c"] for r in gone], [(r["needs_bytes"] - vocab.must_exist_bytes(r["n"], r["h"], r["c"])) / 2**20
-                                               for r in gone], ls="none", marker="s" if xla else "o", mfc="none",
-                      color=f"C{i}", label=f"{name}: not run, computed need")
+        for failed in (False, True):  # the computed need of a materialised configuration not run, or failed
+            gone = [r for r in rows if vocab.label(r) == name and r.get("needs_bytes") and bool(r.get("failed")) == failed]
+            if gone:
+                ax_m.plot([r["c"] for r in gone], [(r["needs_bytes"] - vocab.must_exist_bytes(r["n"], r["h"], r["c"])) / 2**20
+                                                   for r in gone], ls="none", marker="X" if failed else "s" if xla else "o",
+                          mfc="none", color=f"C{i}", label=f"{name}: {'failed' if failed else 'not run'}, computed need")
     for method, color in (("materialised", "k"), ("chunked", "0.5")):
         ax_t.plot([c for _, _, c in sizes], [vocab.floor_ms(method, n, h, c, peak_gflops) for n, h, c in sizes],
                   color=color, ls=":", lw=1,
@@ -592,9 +593,11 @@ def _vocab_bars(rows: list[dict[str, Any]], peak_gflops: float) -> plt.Figure:
     fig, (ax_t, ax_m) = plt.subplots(1, 2, figsize=(12, 0.9 + 0.45 * len(rows)), sharey=True)
     for i, r in enumerate(rows):
         if r.get("skipped"):
-            ax_m.barh(i, (r["needs_bytes"] - vocab.must_exist_bytes(n, h, c)) / 2**20, color="none",
-                      edgecolor=f"C{i}", hatch="//")
-            ax_t.text(0, i, " not run: too big for this machine", va="center", fontsize=8)
+            if r.get("needs_bytes"):
+                ax_m.barh(i, (r["needs_bytes"] - vocab.must_exist_bytes(n, h, c)) / 2**20, color="none",
+                          edgecolor=f"C{i}", hatch="//")
+            ax_t.text(0, i, f" failed: {r['failed']}" if r.get("failed") else " not run: too big for this machine",
+                      va="center", fontsize=8)
         else:
             ax_t.barh(i, r["ms"], color=f"C{i}")
             ax_m.barh(i, vocab.beyond_must_exist(r) / 2**20, color=f"C{i}")
@@ -606,7 +609,7 @@ def _vocab_bars(rows: list[dict[str, Any]], peak_gflops: float) -> plt.Figure:
     ax_t.legend(fontsize=7, loc="lower right")
     ax_t.set_xlabel("ms per forward + backward (median)")
     ax_m.set_xlabel("MiB at the peak, beyond h, W, b and their gradients"
-                    + ("\n(hatched: computed need, not run)" if any(r.get("skipped") for r in rows) else ""))
+                    + ("\n(hatched: computed need, not run or failed)" if any(r.get("needs_bytes") for r in rows) else ""))
     ax_t.set_title(f"Time of one forward + backward, N = {n:,}, H = {h:,}, C = {c:,}", fontsize=9)
     ax_m.set_title("Memory beyond the bytes that must exist", fontsize=9)
     fig.tight_layout()

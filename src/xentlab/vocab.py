@@ -23,6 +23,7 @@ Shapes throughout: ``N`` tokens, ``H`` hidden units, ``C`` classes; float32.
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from typing import Any
 
@@ -198,7 +199,9 @@ def grid(sizes: list[tuple[int, int, int]], *, block_sizes: tuple[int, ...], rep
     """Every method at every ``(N, H, C)`` of ``sizes`` (``chunked`` at each block size,
     ``chunked XLA`` at the largest), each in a fresh process. A materialised configuration whose
     ``[N, C]`` arrays and must-exist bytes exceed :data:`MEMORY_FRACTION` of the memory available
-    now is not run: its row has ``skipped`` and the bytes it would need."""
+    now is not run: its row has ``skipped`` and the bytes it would need. A configuration whose
+    process fails (e.g. ``std::bad_alloc``) or times out is recorded as ``skipped`` with ``failed``,
+    the last line of its error (and, if materialised, the bytes it would need), and the grid goes on."""
     limit = MEMORY_FRACTION * available_bytes()
     plan = []
     for n, h, c in sizes:
@@ -213,10 +216,17 @@ def grid(sizes: list[tuple[int, int, int]], *, block_sizes: tuple[int, ...], rep
                          "needs_bytes": need, "limit_bytes": limit})
             continue
         kwargs = {"repeats": repeats} | ({"block_size": block} if block else {})
-        rows.append(measure(method, n, h, c, **kwargs))
+        try:
+            rows.append(measure(method, n, h, c, **kwargs))
+            done = f"{rows[-1]['ms']:.0f} ms, peak {rows[-1]['extra_peak_bytes'] / 2**20:.0f} MiB"
+        except (RuntimeError, subprocess.TimeoutExpired) as err:  # e.g. out of memory: the grid goes on
+            reason = str(err).strip().splitlines()[-1].strip()
+            rows.append({"method": method, "n": n, "h": h, "c": c, "block_size": block, "skipped": True,
+                         "failed": reason, "needs_bytes": need if method.startswith("materialised") else None,
+                         "limit_bytes": limit})
+            done = f"failed: {reason}"
         if progress:
-            print(f"[{k}/{len(plan)}] {method} N={n} H={h} C={c} block={block}: {rows[-1]['ms']:.0f} ms, "
-                  f"peak {rows[-1]['extra_peak_bytes'] / 2**20:.0f} MiB", file=sys.stderr, flush=True)
+            print(f"[{k}/{len(plan)}] {method} N={n} H={h} C={c} block={block}: {done}", file=sys.stderr, flush=True)
     return rows
 
 
@@ -262,11 +272,15 @@ def table(rows: list[dict[str, Any]], peak_gflops: float) -> str:
     """A Markdown table: size, method, median milliseconds, its matmul floor (:func:`matmul_flops`
     at ``peak_gflops``) and the ratio, the peak extra memory beyond the must-exist bytes
     (:func:`must_exist_bytes`: ``h``, ``W``, ``b``, ``dh``, ``dW``), or the bytes a skipped
-    configuration would need."""
+    configuration would need, or the error a failed one ended with."""
     lines = ["| N | H | C | method | ms (median) | matmul floor, ms | × floor | extra memory beyond the must-exist bytes |",
              "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         size = f"| {r['n']:,} | {r['h']:,} | {r['c']:,} | {label(r)} |"
+        if r.get("failed"):
+            need = f"; would need {r['needs_bytes'] / 2**30:.1f} GiB by the count" if r.get("needs_bytes") else ""
+            lines.append(f"{size} failed | | | `{r['failed']}`{need} |")
+            continue
         if r.get("skipped"):
             lines.append(f"{size} not run | | | would need {r['needs_bytes'] / 2**30:.1f} GiB "
                          f"(limit {r['limit_bytes'] / 2**30:.1f} GiB) |")
@@ -299,14 +313,15 @@ def finding(rows: list[dict[str, Any]], peak_gflops: float) -> dict[str, Any]:
     and the leanest chunked block size's memory beyond the must-exist bytes against the
     materialised op's and against the must-exist bytes themselves. ``largest`` is the entry at the
     largest such C; ``xla`` the XLA rows' memory there; ``skipped`` the sizes the materialised op
-    was not run at, with the bytes it would need. Raises ``ValueError`` without such a size."""
+    was not run at or failed at (``failed``: its error), with the bytes it would need. Raises
+    ``ValueError`` without a size where both the materialised op and the chunked loss were measured."""
     sizes = sorted({(r["n"], r["h"], r["c"]) for r in rows if r["method"] == "materialised" and not r.get("skipped")},
                    key=lambda s: s[2])
-    if not sizes:
-        raise ValueError("no size has a measured materialised row")
     per_size = []
     for n, h, c in sizes:
         here = [r for r in rows if (r["n"], r["h"], r["c"]) == (n, h, c) and not r.get("skipped")]
+        if not any(r["method"] == "chunked" for r in here):
+            continue
         ref = next(r for r in here if r["method"] == "materialised")
         fast = min((r for r in here if r["method"] == "chunked"), key=lambda r: r["ms"])
         lean = min((r for r in here if r["method"] == "chunked"), key=beyond_must_exist)
@@ -318,10 +333,11 @@ def finding(rows: list[dict[str, Any]], peak_gflops: float) -> dict[str, Any]:
             "memory_ratio": beyond_must_exist(lean) / beyond_must_exist(ref),
             "of_must_exist": beyond_must_exist(lean) / must_exist_bytes(n, h, c),
             "xla": {label(r): beyond_must_exist(r) for r in here if r["method"].endswith("XLA")}})
-    skipped = {(r["n"], r["h"], r["c"]): r["needs_bytes"] for r in rows
-               if r.get("skipped") and r["method"] == "materialised"}
-    return {"per_size": per_size, "largest": per_size[-1],
-            "skipped": [{"n": n, "h": h, "c": c, "needs_bytes": b} for (n, h, c), b in skipped.items()]}
+    if not per_size:
+        raise ValueError("no size has measured materialised and chunked rows")
+    skipped = [{"n": r["n"], "h": r["h"], "c": r["c"], "needs_bytes": r["needs_bytes"], "failed": r.get("failed")}
+               for r in rows if r.get("skipped") and r["method"] == "materialised"]
+    return {"per_size": per_size, "largest": per_size[-1], "skipped": skipped}
 
 
 def finding_text(f: dict[str, Any]) -> str:
@@ -342,7 +358,9 @@ def finding_text(f: dict[str, Any]) -> str:
             f"the materialised fused op in a tf.function, {big['time_ratio']:.2f}× its time, and held "
             f"{big['memory_ratio']:.1%} of its memory beyond the bytes that must exist. Under XLA: {xla}.")
     for s in f["skipped"]:
-        text += f" At C = {s['c']:,} the materialised op was not run: it would need {s['needs_bytes'] / 2**30:.1f} GiB."
+        need = f"{s['needs_bytes'] / 2**30:.1f} GiB"
+        text += (f" At C = {s['c']:,} the materialised op's process failed (`{s['failed']}`); by the count it needs {need}."
+                 if s.get("failed") else f" At C = {s['c']:,} the materialised op was not run: it would need {need}.")
     goals = [("time at most 1.5× the materialised op's", big["time_ratio"] <= 1.5),
              ("within 2× its matmul floor", big["floor_ratio"] <= 2),
              ("memory at most 5% of the materialised op's", big["memory_ratio"] <= 0.05)]
