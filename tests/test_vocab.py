@@ -50,6 +50,8 @@ def test_finding_compares_like_with_like_at_each_size_with_a_reference():
     text = vocab.finding_text(f)
     assert text.count("At the largest size with both, C = 1,000") == 1  # C = 4,000 was only computed
     assert "1.20× its time" in text and "At C = 4,000 the materialised op was not run" in text
+    assert "the chunked form (chunked (block 100)) was slower" in text and "leanest" not in text.split("\n\n")[1]
+    assert "| 1.20× (slower; block 100) |" in text and "(block 100) |" in text
     assert "time at most 1.5× the materialised op's: met" in text and "memory at most 5% of the materialised op's: met" in text
     assert "0.0042% for the loss computation and 3.6% for the classifier head" in text
     assert "linear_cross_entropy" in vocab.guidance(f)
@@ -58,6 +60,18 @@ def test_finding_compares_like_with_like_at_each_size_with_a_reference():
         vocab.finding(ROWS[-2:], peak_gflops=1.0)
     with pytest.raises(ValueError, match="no size has measured materialised and chunked rows"):
         vocab.finding([r for r in ROWS if r["method"] != "chunked"], peak_gflops=1.0)
+
+
+def test_finding_names_the_fastest_and_the_leanest_block_when_they_differ():
+    rows = [*ROWS[:3], _row("chunked", 1000, 11.0, 90_000, block=400)]
+    big = vocab.finding(rows, peak_gflops=1.0)["largest"]
+    assert (big["block"], big["lean_block"]) == (400, 100)
+    assert big["time_ratio"] == pytest.approx(1.1) and big["memory_ratio"] == pytest.approx(40_000 / 800_000)
+    text = vocab.finding_text(vocab.finding(rows, peak_gflops=1.0))
+    assert ("the fastest chunked form (chunked (block 400)) was slower than the materialised fused op in a tf.function, "
+            "1.10× its time, and the leanest (block 100) held 5.0% of its memory") in text
+    assert "(slower; blocks of 400 columns), 5.0% of its memory beyond the bytes that must exist (blocks of 100)" in (
+        vocab.guidance(vocab.finding(rows, peak_gflops=1.0)))
 
 
 def test_a_configuration_whose_process_fails_is_a_row_and_the_grid_goes_on(monkeypatch, capsys):
@@ -80,6 +94,19 @@ def test_a_configuration_whose_process_fails_is_a_row_and_the_grid_goes_on(monke
     assert f["skipped"][0]["failed"] == "what():  std::bad_alloc"
     assert "At C = 4,000 the materialised op's process failed (`what():  std::bad_alloc`); by the count it needs" in (
         vocab.finding_text(f))
+
+
+def test_load_grid_reads_an_earlier_runs_rows_and_checks_their_sizes(tmp_path):
+    import json
+
+    path = tmp_path / "10.json"
+    path.write_text(json.dumps({"grid": ROWS, "matmul_peak_gflops": 150.0}))
+    rows, peak = vocab.load_grid(path, [(100, 10, 1000), (100, 10, 4000)], (100,))
+    assert rows == ROWS and peak == 150.0
+    with pytest.raises(ValueError, match="not \\[\\(100, 10, 1000\\)\\] and \\[100\\]"):
+        vocab.load_grid(path, [(100, 10, 1000)], (100,))
+    with pytest.raises(ValueError, match="blocks \\[100\\]"):
+        vocab.load_grid(path, [(100, 10, 1000), (100, 10, 4000)], (100, 200))
 
 
 def test_table_shows_skipped_sizes_and_floors():

@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -230,6 +231,21 @@ def grid(sizes: list[tuple[int, int, int]], *, block_sizes: tuple[int, ...], rep
     return rows
 
 
+def load_grid(path: str | Path, sizes: list[tuple[int, int, int]], block_sizes: tuple[int, ...]
+              ) -> tuple[list[dict[str, Any]], float]:
+    """The ``grid`` rows and ``matmul_peak_gflops`` an earlier run of notebook 10 recorded (its
+    metrics JSON), so that the analysis can be re-run on measurements already made. Raises
+    ``ValueError`` unless they cover exactly ``sizes`` and, for the chunked rows, ``block_sizes``."""
+    metrics = json.loads(Path(path).read_text())
+    rows, peak = metrics["grid"], metrics["matmul_peak_gflops"]
+    measured = {(r["n"], r["h"], r["c"]) for r in rows}
+    blocks = {r["block_size"] for r in rows if r["method"] == "chunked"}
+    if measured != set(sizes) or blocks != set(block_sizes):
+        raise ValueError(f"{path} holds sizes {sorted(measured)} and blocks {sorted(blocks)}, "
+                         f"not {sorted(sizes)} and {sorted(block_sizes)}")
+    return rows, peak
+
+
 def _reference(rows: list[dict[str, Any]], row: dict[str, Any]) -> dict[str, Any] | None:
     """The measured ``materialised`` row of ``row``'s size, if any."""
     return next((r for r in rows if r["method"] == "materialised" and not r.get("skipped")
@@ -326,7 +342,8 @@ def finding(rows: list[dict[str, Any]], peak_gflops: float) -> dict[str, Any]:
         fast = min((r for r in here if r["method"] == "chunked"), key=lambda r: r["ms"])
         lean = min((r for r in here if r["method"] == "chunked"), key=beyond_must_exist)
         per_size.append({
-            "n": n, "h": h, "c": c, "chunked": label(fast), "chunked_ms": fast["ms"], "materialised_ms": ref["ms"],
+            "n": n, "h": h, "c": c, "chunked": label(fast), "block": fast["block_size"], "lean_block": lean["block_size"],
+            "chunked_ms": fast["ms"], "materialised_ms": ref["ms"],
             "time_ratio": fast["ms"] / ref["ms"], "speed": _compare_times(fast, ref),
             "floor_ratio": fast["ms"] / floor_ms("chunked", n, h, c, peak_gflops),
             "lean": label(lean), "lean_bytes": beyond_must_exist(lean), "materialised_bytes": beyond_must_exist(ref),
@@ -343,19 +360,23 @@ def finding(rows: list[dict[str, Any]], peak_gflops: float) -> dict[str, Any]:
 def finding_text(f: dict[str, Any]) -> str:
     """:func:`finding` as Markdown: a table by size, then sentences on the largest size, the
     skipped sizes, this repository's targets and the paper's ratios."""
-    lines = ["| N | H | C | chunked / materialised time (tf.function) | chunked / its matmul floor | "
-             "chunked memory beyond the must-exist bytes | / materialised op's | / the must-exist bytes |",
+    lines = ["| N | H | C | fastest chunked / materialised time (tf.function) | fastest chunked / its matmul floor | "
+             "leanest chunked: memory beyond the must-exist bytes | / materialised op's | / the must-exist bytes |",
              "|---|---|---|---|---|---|---|---|"]
     for s in f["per_size"]:
-        lines.append(f"| {s['n']:,} | {s['h']:,} | {s['c']:,} | {s['time_ratio']:.2f}× ({s['speed']}) | "
-                     f"{s['floor_ratio']:.2f}× | {s['lean_bytes'] / 2**20:,.0f} MiB | {s['memory_ratio']:.1%} | "
-                     f"{s['of_must_exist']:.1%} |")
+        lines.append(f"| {s['n']:,} | {s['h']:,} | {s['c']:,} | {s['time_ratio']:.2f}× ({s['speed']}; block {s['block']:,}) | "
+                     f"{s['floor_ratio']:.2f}× | {s['lean_bytes'] / 2**20:,.0f} MiB (block {s['lean_block']:,}) | "
+                     f"{s['memory_ratio']:.1%} | {s['of_must_exist']:.1%} |")
     big = f["largest"]
     xla = "; ".join(f"{name} {b / 2**20:,.0f} MiB" for name, b in big["xla"].items())
+    one = big["block"] == big["lean_block"]  # the fastest block size is also the leanest
+    leanest = "" if one else f"the leanest (block {big['lean_block']:,}) "
     text = ("\n".join(lines) + "\n\n"
-            f"{'At the largest size with both,' if len(f['per_size']) + len(f['skipped']) > 1 else 'At'} C = {big['c']:,}, the chunked form ({big['chunked']}) was "
+            f"{'At the largest size with both,' if len(f['per_size']) + len(f['skipped']) > 1 else 'At'} C = {big['c']:,}, "
+            f"{'the' if one else 'the fastest'} chunked form ({big['chunked']}) was "
             f"{ {'faster': 'faster than', 'slower': 'slower than'}.get(big['speed'], 'about as fast as')} "
-            f"the materialised fused op in a tf.function, {big['time_ratio']:.2f}× its time, and held "
+            f"the materialised fused op in a tf.function, {big['time_ratio']:.2f}× its time, and "
+            f"{leanest}held "
             f"{big['memory_ratio']:.1%} of its memory beyond the bytes that must exist. Under XLA: {xla}.")
     for s in f["skipped"]:
         need = f"{s['needs_bytes'] / 2**30:.1f} GiB"
@@ -376,8 +397,9 @@ def guidance(f: dict[str, Any]) -> str:
     return (f"- **A large vocabulary, integer labels, logits from a hidden state `h @ W + b`**: "
             f"`xentlab.losses.linear_cross_entropy(labels, h, W, b)` gives the exact loss and gradients without "
             f"holding the `[N, C]` logits. Measured here at N = {big['n']:,}, H = {big['h']:,}, C = {big['c']:,} in a "
-            f"tf.function: {big['time_ratio']:.2f}× the materialised op's time ({big['speed']}), "
-            f"{big['memory_ratio']:.1%} of its memory beyond the bytes that must exist. Its saving is the "
+            f"tf.function: {big['time_ratio']:.2f}× the materialised op's time ({big['speed']}; blocks of "
+            f"{big['block']:,} columns), {big['memory_ratio']:.1%} of its memory beyond the bytes that must exist "
+            f"(blocks of {big['lean_block']:,}). Its saving is the "
             f"materialised op's `[N, C]` float32 array (4·N·C bytes) less a second copy of `dW` (4·H·C) and a few "
             f"`[N, block]` temporaries, so it grows with the tokens per hidden unit, N / H. Use it where that "
             f"array would not fit beside the model, or crowds it out, and not under XLA (whose compiler keeps every "
@@ -395,8 +417,8 @@ def decision_row(f: dict[str, Any]) -> str:
         labels="integer `[N]`", outputs="a hidden state `h [N, H]` and the output layer `W [H, C]`, C large",
         call="`xentlab.losses.linear_cross_entropy(labels, h, W, b)` in a `tf.function` (not XLA)",
         why=(f"exact, never holds the `[N, C]` logits; at N = {big['n']:,}, H = {big['h']:,}, C = {big['c']:,}: "
-             f"{big['time_ratio']:.2f}× the materialised op's time, {big['memory_ratio']:.0%} of its memory beyond "
-             f"the bytes that must exist"))
+             f"{big['time_ratio']:.2f}× the materialised op's time (blocks of {big['block']:,}), "
+             f"{big['memory_ratio']:.0%} of its memory beyond the bytes that must exist (blocks of {big['lean_block']:,})"))
 
 
 def main(*, quick: bool, json_path: Any = None) -> list[dict[str, Any]]:
