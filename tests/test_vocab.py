@@ -101,8 +101,10 @@ def test_load_grid_reads_an_earlier_runs_rows_and_checks_their_sizes(tmp_path):
 
     path = tmp_path / "10.json"
     path.write_text(json.dumps({"grid": ROWS, "matmul_peak_gflops": 150.0}))
-    rows, peak = vocab.load_grid(path, [(100, 10, 1000), (100, 10, 4000)], (100,))
-    assert rows == ROWS and peak == 150.0
+    rows, peak, measured = vocab.load_grid(path, [(100, 10, 1000), (100, 10, 4000)], (100,))
+    assert rows == ROWS and peak == 150.0 and measured == {}
+    path.write_text(json.dumps({"grid": ROWS, "matmul_peak_gflops": 150.0, "measured": {"git_commit": "abc"}}))
+    assert vocab.load_grid(path, [(100, 10, 1000), (100, 10, 4000)], (100,))[2] == {"git_commit": "abc"}
     with pytest.raises(ValueError, match="not \\[\\(100, 10, 1000\\)\\] and \\[100\\]"):
         vocab.load_grid(path, [(100, 10, 1000)], (100,))
     with pytest.raises(ValueError, match="blocks \\[100\\]"):

@@ -232,10 +232,12 @@ def grid(sizes: list[tuple[int, int, int]], *, block_sizes: tuple[int, ...], rep
 
 
 def load_grid(path: str | Path, sizes: list[tuple[int, int, int]], block_sizes: tuple[int, ...]
-              ) -> tuple[list[dict[str, Any]], float]:
+              ) -> tuple[list[dict[str, Any]], float, dict[str, Any]]:
     """The ``grid`` rows and ``matmul_peak_gflops`` an earlier run of notebook 10 recorded (its
-    metrics JSON), so that the analysis can be re-run on measurements already made. Raises
-    ``ValueError`` unless they cover exactly ``sizes`` and, for the chunked rows, ``block_sizes``."""
+    metrics JSON), so that the analysis can be re-run on measurements already made, and
+    ``measured``, where that run is described (e.g. its report part: commit, date, seconds) if the
+    file has it, else ``{}``. Raises ``ValueError`` unless the rows cover exactly ``sizes`` and,
+    for the chunked rows, ``block_sizes``."""
     metrics = json.loads(Path(path).read_text())
     rows, peak = metrics["grid"], metrics["matmul_peak_gflops"]
     measured = {(r["n"], r["h"], r["c"]) for r in rows}
@@ -243,7 +245,7 @@ def load_grid(path: str | Path, sizes: list[tuple[int, int, int]], block_sizes: 
     if measured != set(sizes) or blocks != set(block_sizes):
         raise ValueError(f"{path} holds sizes {sorted(measured)} and blocks {sorted(blocks)}, "
                          f"not {sorted(sizes)} and {sorted(block_sizes)}")
-    return rows, peak
+    return rows, peak, metrics.get("measured", {})
 
 
 def _reference(rows: list[dict[str, Any]], row: dict[str, Any]) -> dict[str, Any] | None:
