@@ -596,7 +596,7 @@ def _vocab_bars(rows: list[dict[str, Any]], peak_gflops: float) -> plt.Figure:
             if r.get("needs_bytes"):
                 ax_m.barh(i, (r["needs_bytes"] - vocab.must_exist_bytes(n, h, c)) / 2**20, color="none",
                           edgecolor=f"C{i}", hatch="//")
-            ax_t.text(0, i, f" failed: {r['failed']}" if r.get("failed") else " not run: too big for this machine",
+            ax_t.text(0, i, f" failed: {r['failed']}" if r.get("failed") else " not run: over the memory limit",
                       va="center", fontsize=8)
         else:
             ax_t.barh(i, r["ms"], color=f"C{i}")

@@ -220,7 +220,7 @@ def grid(sizes: list[tuple[int, int, int]], *, block_sizes: tuple[int, ...], rep
         try:
             rows.append(measure(method, n, h, c, **kwargs))
             done = f"{rows[-1]['ms']:.0f} ms, peak {rows[-1]['extra_peak_bytes'] / 2**20:.0f} MiB"
-        except (RuntimeError, subprocess.TimeoutExpired) as err:  # e.g. out of memory: the grid goes on
+        except (RuntimeError, subprocess.TimeoutExpired) as err:  # e.g. std::bad_alloc: the grid goes on
             reason = str(err).strip().splitlines()[-1].strip()
             rows.append({"method": method, "n": n, "h": h, "c": c, "block_size": block, "skipped": True,
                          "failed": reason, "needs_bytes": need if method.startswith("materialised") else None,
@@ -235,8 +235,8 @@ def load_grid(path: str | Path, sizes: list[tuple[int, int, int]], block_sizes: 
               ) -> tuple[list[dict[str, Any]], float, dict[str, Any]]:
     """The ``grid`` rows and ``matmul_peak_gflops`` an earlier run of notebook 10 recorded (its
     metrics JSON), so that the analysis can be re-run on measurements already made, and
-    ``measured``, where that run is described (e.g. its report part: commit, date, seconds) if the
-    file has it, else ``{}``. Raises ``ValueError`` unless the rows cover exactly ``sizes`` and,
+    ``grid_measured``, where the grid was measured (the measuring run's report part: commit, date,
+    seconds), if that run itself read its grid from an earlier one, else ``{}``. Raises ``ValueError`` unless the rows cover exactly ``sizes`` and,
     for the chunked rows, ``block_sizes``."""
     metrics = json.loads(Path(path).read_text())
     rows, peak = metrics["grid"], metrics["matmul_peak_gflops"]
@@ -245,7 +245,7 @@ def load_grid(path: str | Path, sizes: list[tuple[int, int, int]], block_sizes: 
     if measured != set(sizes) or blocks != set(block_sizes):
         raise ValueError(f"{path} holds sizes {sorted(measured)} and blocks {sorted(blocks)}, "
                          f"not {sorted(sizes)} and {sorted(block_sizes)}")
-    return rows, peak, metrics.get("measured", {})
+    return rows, peak, metrics.get("grid_measured", {})
 
 
 def _reference(rows: list[dict[str, Any]], row: dict[str, Any]) -> dict[str, Any] | None:
@@ -296,11 +296,11 @@ def table(rows: list[dict[str, Any]], peak_gflops: float) -> str:
     for r in rows:
         size = f"| {r['n']:,} | {r['h']:,} | {r['c']:,} | {label(r)} |"
         if r.get("failed"):
-            need = f"; would need {r['needs_bytes'] / 2**30:.1f} GiB by the count" if r.get("needs_bytes") else ""
+            need = f"; would need {r['needs_bytes'] / 2**30:.1f} GiB in all by the count" if r.get("needs_bytes") else ""
             lines.append(f"{size} failed | | | `{r['failed']}`{need} |")
             continue
         if r.get("skipped"):
-            lines.append(f"{size} not run | | | would need {r['needs_bytes'] / 2**30:.1f} GiB "
+            lines.append(f"{size} not run | | | would need {r['needs_bytes'] / 2**30:.1f} GiB in all "
                          f"(limit {r['limit_bytes'] / 2**30:.1f} GiB) |")
             continue
         floor = floor_ms(r["method"], r["n"], r["h"], r["c"], peak_gflops, r.get("num_sampled") or NUM_SAMPLED)
@@ -341,12 +341,13 @@ def finding(rows: list[dict[str, Any]], peak_gflops: float) -> dict[str, Any]:
         if not any(r["method"] == "chunked" for r in here):
             continue
         ref = next(r for r in here if r["method"] == "materialised")
+        best = min(r["ms"] for r in here if r["method"].startswith("materialised"))  # tf.function or XLA
         fast = min((r for r in here if r["method"] == "chunked"), key=lambda r: r["ms"])
         lean = min((r for r in here if r["method"] == "chunked"), key=beyond_must_exist)
         per_size.append({
             "n": n, "h": h, "c": c, "chunked": label(fast), "block": fast["block_size"], "lean_block": lean["block_size"],
             "chunked_ms": fast["ms"], "materialised_ms": ref["ms"],
-            "time_ratio": fast["ms"] / ref["ms"], "speed": _compare_times(fast, ref),
+            "time_ratio": fast["ms"] / ref["ms"], "speed": _compare_times(fast, ref), "best_ratio": fast["ms"] / best,
             "floor_ratio": fast["ms"] / floor_ms("chunked", n, h, c, peak_gflops),
             "lean": label(lean), "lean_bytes": beyond_must_exist(lean), "materialised_bytes": beyond_must_exist(ref),
             "memory_ratio": beyond_must_exist(lean) / beyond_must_exist(ref),
@@ -354,7 +355,8 @@ def finding(rows: list[dict[str, Any]], peak_gflops: float) -> dict[str, Any]:
             "xla": {label(r): beyond_must_exist(r) for r in here if r["method"].endswith("XLA")}})
     if not per_size:
         raise ValueError("no size has measured materialised and chunked rows")
-    skipped = [{"n": r["n"], "h": r["h"], "c": r["c"], "needs_bytes": r["needs_bytes"], "failed": r.get("failed")}
+    skipped = [{"n": r["n"], "h": r["h"], "c": r["c"], "needs_bytes": r["needs_bytes"], "failed": r.get("failed"),
+                "limit_bytes": r["limit_bytes"]}
                for r in rows if r.get("skipped") and r["method"] == "materialised"]
     return {"per_size": per_size, "largest": per_size[-1], "skipped": skipped}
 
@@ -362,7 +364,8 @@ def finding(rows: list[dict[str, Any]], peak_gflops: float) -> dict[str, Any]:
 def finding_text(f: dict[str, Any]) -> str:
     """:func:`finding` as Markdown: a table by size, then sentences on the largest size, the
     skipped sizes, this repository's targets and the paper's ratios."""
-    lines = ["| N | H | C | fastest chunked / materialised time (tf.function) | fastest chunked / its matmul floor | "
+    lines = ["| N | H | C | fastest chunked / materialised time (tf.function; slower or faster: every timed call) | "
+             "fastest chunked / its matmul floor | "
              "leanest chunked: memory beyond the must-exist bytes | / materialised op's | / the must-exist bytes |",
              "|---|---|---|---|---|---|---|---|"]
     for s in f["per_size"]:
@@ -381,21 +384,32 @@ def finding_text(f: dict[str, Any]) -> str:
             f"{leanest}held "
             f"{big['memory_ratio']:.1%} of its memory beyond the bytes that must exist. Under XLA: {xla}.")
     for s in f["skipped"]:
-        need = f"{s['needs_bytes'] / 2**30:.1f} GiB"
-        text += (f" At C = {s['c']:,} the materialised op's process failed (`{s['failed']}`); by the count it needs {need}."
-                 if s.get("failed") else f" At C = {s['c']:,} the materialised op was not run: it would need {need}.")
-    goals = [("time at most 1.5× the materialised op's", big["time_ratio"] <= 1.5),
-             ("within 2× its matmul floor", big["floor_ratio"] <= 2),
-             ("memory at most 5% of the materialised op's", big["memory_ratio"] <= 0.05)]
+        need = f"{s['needs_bytes'] / 2**30:.1f} GiB in all"
+        past_int32 = (f"; N·C = {s['n'] * s['c']:,} elements there, more than the largest 32-bit integer"
+                      if s["n"] * s["c"] > 2**31 - 1 else "")
+        text += (f" At C = {s['c']:,} the materialised op's process failed (`{s['failed']}`), for a cause not "
+                 f"established here: by the count it needs {need}, under this grid's limit of "
+                 f"{s['limit_bytes'] / 2**30:.1f} GiB{past_int32}." if s.get("failed")
+                 else f" At C = {s['c']:,} the materialised op was not run: it would need {need}.")
+    goals = [(f"time at most 1.5× the materialised op's best, in a tf.function or with XLA ({big['best_ratio']:.2f}×)",
+              big["best_ratio"] <= 1.5),
+             (f"within 2× its matmul floor ({big['floor_ratio']:.2f}×)", big["floor_ratio"] <= 2),
+             (f"memory at most 5% of the materialised op's ({big['memory_ratio']:.1%})", big["memory_ratio"] <= 0.05)]
     text += (" This repository's targets for the chunked loss, at this size: " + "; ".join(f"{g}: {'met' if ok else 'not met'}" for g, ok in goals)
              + ". Cut Cross-Entropy reports " + " and ".join(f"{100 * v:.2g}% for the {k}" for k, v in PAPER_RATIOS.items())
              + " (Gemma 2 (2B), a fused GPU kernel).")
+    if big["h"] / big["n"] > 0.05:
+        text += (f" With its second copy of `dW`, this implementation's ratio cannot fall below H/N = "
+                 f"{big['h'] / big['n']:.1%} at this size, so its 5% target is out of reach here.")
     return text
 
 
 def guidance(f: dict[str, Any]) -> str:
     """The decision guide's bullet for large vocabularies, from :func:`finding`."""
     big = f["largest"]
+    held = {name.split(" (")[0]: b for name, b in big["xla"].items()}
+    xla = (f" (compiled with XLA it held {held['chunked XLA'] / 2**20:,.0f} MiB beyond the must-exist bytes, the "
+           f"materialised op {held['materialised XLA'] / 2**20:,.0f} MiB)" if len(held) == 2 else "")
     return (f"- **A large vocabulary, integer labels, logits from a hidden state `h @ W + b`**: "
             f"`xentlab.losses.linear_cross_entropy(labels, h, W, b)` gives the exact loss and gradients without "
             f"holding the `[N, C]` logits. Measured here at N = {big['n']:,}, H = {big['h']:,}, C = {big['c']:,} in a "
@@ -403,10 +417,10 @@ def guidance(f: dict[str, Any]) -> str:
             f"{big['block']:,} columns), {big['memory_ratio']:.1%} of its memory beyond the bytes that must exist "
             f"(blocks of {big['lean_block']:,}). Its saving is the "
             f"materialised op's `[N, C]` float32 array (4·N·C bytes) less a second copy of `dW` (4·H·C) and a few "
-            f"`[N, block]` temporaries, so it grows with the tokens per hidden unit, N / H. Use it where that "
-            f"array would not fit beside the model, or crowds it out, and not under XLA (whose compiler keeps every "
-            f"block's logits); otherwise the fused `sparse_softmax_cross_entropy_with_logits` on materialised "
-            f"logits is the simpler call.")
+            f"`[N, block]` temporaries, so by this count it grows with the tokens per hidden unit, N / H (not varied "
+            f"here). Use it where that "
+            f"array would not fit beside the model, or crowds it out, and not under XLA{xla}; otherwise the fused "
+            f"`sparse_softmax_cross_entropy_with_logits` on materialised logits is the simpler call.")
 
 
 def decision_row(f: dict[str, Any]) -> str:
