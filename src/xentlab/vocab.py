@@ -234,9 +234,9 @@ def grid(sizes: list[tuple[int, int, int]], *, block_sizes: tuple[int, ...], rep
 def load_grid(path: str | Path, sizes: list[tuple[int, int, int]], block_sizes: tuple[int, ...]
               ) -> tuple[list[dict[str, Any]], float, dict[str, Any]]:
     """The ``grid`` rows and ``matmul_peak_gflops`` an earlier run of notebook 10 recorded (its
-    metrics JSON), so that the analysis can be re-run on measurements already made, and
-    ``grid_measured``, where the grid was measured (the measuring run's report part: commit, date,
-    seconds), if that run itself read its grid from an earlier one, else ``{}``. Raises ``ValueError`` unless the rows cover exactly ``sizes`` and,
+    metrics JSON), so that the analysis can be re-run on measurements already made, and its
+    ``grid_measured`` (where the grid was measured: commit, date, seconds) when that run had read
+    the grid in turn, else ``{}``. Raises ``ValueError`` unless the rows cover exactly ``sizes`` and,
     for the chunked rows, ``block_sizes``."""
     metrics = json.loads(Path(path).read_text())
     rows, peak = metrics["grid"], metrics["matmul_peak_gflops"]
