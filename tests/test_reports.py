@@ -337,16 +337,11 @@ def test_jobs_below_one_fail_before_running(notebooks, tmp_path):
 
 def test_every_notebook_whose_claims_rest_on_times_or_memory_runs_alone():
     from xentlab.profiles import TIMED
-    from xentlab.reports import VOLATILE
-
-    def volatile(value):
-        if isinstance(value, dict):
-            return any(VOLATILE.search(k) or volatile(v) for k, v in value.items())
-        return isinstance(value, list) and any(volatile(v) for v in value)
+    from xentlab.reports import comparable
 
     assert TIMED <= {nb.stem for nb in reports.discover()}
     claims = json.loads((Path(NOTEBOOKS_DIR).parent / "reports" / "ci" / "claims.json").read_text())
-    timed_claims = {c["notebook"] for c in claims if volatile(c.get("measured"))}
+    timed_claims = {c["notebook"] for c in claims if comparable(c.get("measured")) != c.get("measured")}
     assert timed_claims and timed_claims <= TIMED, timed_claims - TIMED
 
 
