@@ -99,7 +99,7 @@ def test_a_configuration_whose_process_fails_is_a_row_and_the_grid_goes_on(monke
             "here: by the count it needs 0.0 GiB in all, under this grid's limit of 819.2 GiB.") in text
     assert "32-bit" not in text  # N·C = 400,000 here
     big = [r | {"n": 8192, "c": 262144} for r in (failed,)]
-    assert "more than the largest 32-bit integer" in vocab.finding_text(
+    assert "more than the largest signed 32-bit integer" in vocab.finding_text(
         vocab.finding([*ROWS[:5], *big], peak_gflops=1.0))
 
 

@@ -447,6 +447,7 @@ def cost_text(rows: list[dict[str, Any]], *, memory: bool) -> str:
     below = below_floor(rows)
     faster, pairs = xla_faster(rows)
 
+    xla_s = "XLA's"
     def arrays(m: str) -> str:  # a formulation's extra peak memory, in [batch, C] float32 arrays
         return f"{at[m, False]['peak_bytes'] / (CE_BATCH * big * 4):.1f}×"
 
@@ -454,13 +455,13 @@ def cost_text(rows: list[dict[str, Any]], *, memory: bool) -> str:
         (f"Memory at C = {big:,}: every formulation must return a `[batch, C]` gradient. The fused kernel computes "
          f"the loss and that gradient together and allocated {arrays('fused')} a `[{CE_BATCH}, C]` float32 array, "
          f"`log_softmax` {arrays('log_softmax')} (it keeps its log-probabilities for the backward pass) and the "
-         f"manual route {arrays('manual')} (the softmax, its logarithm and their product with the labels); the "
+         f"manual route {arrays('manual')} (the returned gradient and its temporaries; which ones is not isolated here); the "
          "order fused ≤ log_softmax ≤ manual is asserted above on every run that measures memory."
          if memory else
          "Memory is not measured in this run: this process' TensorFlow keeps no CPU allocator statistics "
          "(Eigen's kernels)."),
         f"Time, on this CPU: the fastest formulation at C = {big:,} is **{best['method']}"
-        f"{' with XLA' if best['compiled'] else ''}**, {best['ms']:.1f} ms = {best['ratio_to_floor']:.2f}× the floor; "
+        f"{' with XLA' if best['compiled'] else ''}**, {best['ms']:.1f} ms = {best['ratio_to_floor']:.2f}× {xla_s if best['compiled'] else 'the'} floor; "
         "inside `tf.function` the order is " + " < ".join(f"{r['method']} ({r['ratio_to_floor']:.1f}×)" for r in plain)
         + ", and TensorFlow's fused kernel, the one the documents recommend for stability, takes "
         f"{fused_plain['ms']:.0f} ms ({fused_plain['ratio_to_floor']:.1f}× the floor; "

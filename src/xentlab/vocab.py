@@ -319,12 +319,12 @@ PAPER_RATIOS: dict[str, float] = {"loss computation": 1e6 / 24e9, "classifier he
 
 def _compare_times(a: dict[str, Any], b: dict[str, Any]) -> str:
     """"faster" or "slower" when every timed call of ``a`` beat, or lost to, every call of ``b``;
-    else "about as fast"."""
+    else "calls overlap" (neither always faster nor always slower)."""
     if max(a["ms_all"]) < min(b["ms_all"]):
         return "faster"
     if min(a["ms_all"]) > max(b["ms_all"]):
         return "slower"
-    return "about as fast"
+    return "calls overlap"
 
 
 def finding(rows: list[dict[str, Any]], peak_gflops: float) -> dict[str, Any]:
@@ -383,13 +383,13 @@ def finding_text(f: dict[str, Any]) -> str:
     text = ("\n".join(lines) + "\n\n"
             f"{'At the largest size with both,' if len(f['per_size']) + len(f['skipped']) > 1 else 'At'} C = {big['c']:,}, "
             f"{'the' if one else 'the fastest'} chunked form ({big['chunked']}) was "
-            f"{ {'faster': 'faster than', 'slower': 'slower than'}.get(big['speed'], 'about as fast as')} "
+            f"{ {'faster': 'faster than', 'slower': 'slower than'}.get(big['speed'], 'neither always faster nor always slower than')} "
             f"the materialised fused op in a tf.function, {big['time_ratio']:.2f}× its time, and "
             f"{leanest}held "
             f"{big['memory_ratio']:.1%} of its memory beyond the bytes that must exist. Under XLA: {xla}.")
     for s in f["skipped"]:
         need = f"{s['needs_bytes'] / 2**30:.1f} GiB in all"
-        past_int32 = (f"; N·C = {s['n'] * s['c']:,} elements there, more than the largest 32-bit integer"
+        past_int32 = (f"; N·C = {s['n'] * s['c']:,} elements there, more than the largest signed 32-bit integer"
                       if s["n"] * s["c"] > 2**31 - 1 else "")
         text += (f" At C = {s['c']:,} the materialised op's process failed (`{s['failed']}`), for a cause not "
                  f"established here: by the count it needs {need}, under this grid's limit of "
