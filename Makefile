@@ -37,7 +37,9 @@ setup: $(STAMP) ## create .venv from requirements.lock and install xentlab (edit
 $(STAMP): requirements.lock pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
-	$(VENV)/bin/uv pip sync --quiet --python $(PY) requirements.lock
+	# compiled to bytecode here: Python never writes it where PYTHONDONTWRITEBYTECODE is set, and then
+	# every process (each notebook kernel, each fresh measuring process) recompiles TensorFlow on import
+	$(VENV)/bin/uv pip sync --quiet --compile-bytecode --python $(PY) requirements.lock
 	$(VENV)/bin/uv pip install --quiet --python $(PY) --no-deps -e .
 	# the committed notebooks' kernelspec is python3 / "Python 3": the same name, so they open unmodified
 	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3" >/dev/null
