@@ -82,7 +82,8 @@ def test_kernel_set_asks_tensorflow_in_a_fresh_process():
     from xentlab import runtime
 
     code = "import json; from xentlab import config; print(json.dumps(config.kernel_set()))"
-    on, off = (runtime.run_with_kernels(code, onednn=v) for v in (True, False))
+    both = runtime.run_with_each_kernel_set(code)
+    on, off = both["oneDNN"], both["Eigen"]
     assert (on["onednn"], on["TF_ENABLE_ONEDNN_OPTS"]) == (True, "1")
     assert (off["onednn"], off["TF_ENABLE_ONEDNN_OPTS"]) == (False, "0")
     assert on["deciding_flags"] == off["deciding_flags"]

@@ -3,6 +3,7 @@
 import logging
 import os
 import subprocess
+import textwrap
 
 import numpy as np
 import pytest
@@ -85,6 +86,25 @@ def test_run_with_kernels_sets_the_onednn_switch_and_reports_failures():
     assert runtime.run_with_kernels(code, onednn=False) == "0"
     with pytest.raises(RuntimeError, match="ZeroDivisionError"):
         runtime.run_with_kernels("1 / 0", onednn=True)
+
+
+@pytest.mark.slow
+def test_run_with_each_kernel_set_runs_both_processes_together(tmp_path):
+    # each process marks itself, then waits for the other's mark: run one after the other, the
+    # first would wait in vain and fail
+    code = textwrap.dedent(f"""
+        import json, os, pathlib, sys, time
+        me = os.environ["TF_ENABLE_ONEDNN_OPTS"]
+        (pathlib.Path({str(tmp_path)!r}) / me).touch()
+        other, deadline = pathlib.Path({str(tmp_path)!r}) / {{"1": "0", "0": "1"}}[me], time.time() + 20
+        while not other.exists():
+            time.sleep(0.05)
+            if time.time() > deadline:
+                sys.exit(3)
+        print(json.dumps(me))""")
+    assert runtime.run_with_each_kernel_set(code) == {"oneDNN": "1", "Eigen": "0"}
+    with pytest.raises(RuntimeError, match="ZeroDivisionError"):
+        runtime.run_with_each_kernel_set("1 / 0")
 
 
 @pytest.mark.slow

@@ -109,12 +109,17 @@ def test_subprocess_helpers_ask_each_kernel_set(monkeypatch):
 
     def fake(code, *, onednn):
         calls.append((code, onednn))
-        return [[0.5, 0.5]] if "softmax" in code else 87.0
+        return 87.0
+
+    def fake_both(code):
+        calls.append((code, "both"))
+        return {"oneDNN": [[0.5, 0.5]], "Eigen": [[0.25, 0.75]]}
 
     monkeypatch.setattr(sweeps.runtime, "run_with_kernels", fake)
+    monkeypatch.setattr(sweeps.runtime, "run_with_each_kernel_set", fake_both)
     got = sweeps.eager_softmax_by_kernels(np.zeros((1, 2)))
     assert list(got) == ["oneDNN", "Eigen"] and got["Eigen"].dtype == np.float32
-    assert [on for _, on in calls] == [True, False] and "[[0.0, 0.0]]" in calls[0][0]
+    assert got["Eigen"].tolist() == [[0.25, 0.75]] and "[[0.0, 0.0]]" in calls[0][0] and "softmax" in calls[0][0]
     assert sweeps.first_inf_gap_with_kernels("float32", onednn=False) == 87.0
     assert '"first_inf_gap"' in calls[-1][0].replace("'", '"') and calls[-1][1] is False
     assert '{"dtype": "float32", "method": "manual", "hi": 1000.0}' in calls[-1][0]

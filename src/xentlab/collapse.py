@@ -111,7 +111,7 @@ def kernel_probe(dataset: str, batch_size: int, seed: int) -> dict[str, dict[str
     process per CPU kernel set: ``{"oneDNN": r, "Eigen": r}`` with :func:`xentlab.train.saturation`'s
     fields plus ``single_row_top`` (the largest softmax probability of the first digit alone)."""
     code = _KERNEL_PROBE.format(dataset=dataset, batch=batch_size, rate=DROPOUT_RATE, seed=seed)
-    return {name: runtime.run_with_kernels(code, onednn=on) for name, on in (("oneDNN", True), ("Eigen", False))}
+    return runtime.run_with_each_kernel_set(code)
 
 
 def kernel_text(kernel_sets: dict[str, dict[str, float]], batch_size: int) -> str:

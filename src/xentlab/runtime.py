@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from typing import Any
 
 __all__ = ["KERAS_BACKENDS", "TF_ENVIRONMENT", "BackendError", "KernelRun", "check_keras_backend", "environment", "json_call", "op_determinism", "op_determinism_enabled",
-           "quiet_tensorflow_logger", "run_with_kernels", "seed", "set_op_determinism", "start_with_kernels",
+           "quiet_tensorflow_logger", "run_with_each_kernel_set", "run_with_kernels", "seed", "set_op_determinism", "start_with_kernels",
            "set_tensorflow_environment", "silence_tensorflow_logger", "start_with_keras_backend",
            "tensorflow_environment", "tensorflow_seed"]
 
@@ -189,6 +189,14 @@ def start_with_kernels(code: str, *, onednn: bool, timeout: float = 300) -> Kern
 def run_with_kernels(code: str, *, onednn: bool, timeout: float = 300) -> Any:
     """:func:`start_with_kernels` and wait: the JSON value ``code`` prints last."""
     return start_with_kernels(code, onednn=onednn, timeout=timeout).result()
+
+
+def run_with_each_kernel_set(code: str, *, timeout: float = 300) -> dict[str, Any]:
+    """``{"oneDNN": value, "Eigen": value}``: ``code`` in two fresh processes started together
+    (:func:`start_with_kernels`), one per CPU kernel set, each giving the JSON value it prints last.
+    Started together, their TensorFlow imports overlap on the two cores."""
+    runs = {name: start_with_kernels(code, onednn=on, timeout=timeout) for name, on in (("oneDNN", True), ("Eigen", False))}
+    return {name: run.result() for name, run in runs.items()}
 
 
 #: Keras' backends and the module each needs: ``{backend: (module, what to install)}``.

@@ -219,8 +219,7 @@ def eager_softmax_by_kernels(logits: np.ndarray) -> dict[str, np.ndarray]:
     (:func:`xentlab.runtime.run_with_kernels`)."""
     code = ("import json, tensorflow as tf; "
             f"print(json.dumps(tf.nn.softmax(tf.constant({np.asarray(logits).tolist()})).numpy().tolist()))")
-    return {name: np.array(runtime.run_with_kernels(code, onednn=on), np.float32)
-            for name, on in (("oneDNN", True), ("Eigen", False))}
+    return {name: np.array(v, np.float32) for name, v in runtime.run_with_each_kernel_set(code).items()}
 
 
 def gap_curves(deltas: np.ndarray, epsilon: float,
