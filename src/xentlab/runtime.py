@@ -194,7 +194,7 @@ def run_with_kernels(code: str, *, onednn: bool, timeout: float = 300) -> Any:
 def run_with_each_kernel_set(code: str, *, timeout: float = 300) -> dict[str, Any]:
     """``{"oneDNN": value, "Eigen": value}``: ``code`` in two fresh processes started together
     (:func:`start_with_kernels`), one per CPU kernel set, each giving the JSON value it prints last.
-    Started together, their TensorFlow imports overlap on the two cores."""
+    Started together, their TensorFlow imports and their work overlap."""
     runs = {name: start_with_kernels(code, onednn=on, timeout=timeout) for name, on in (("oneDNN", True), ("Eigen", False))}
     return {name: run.result() for name, run in runs.items()}
 

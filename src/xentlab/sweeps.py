@@ -215,8 +215,8 @@ def run_without_constant_folding(graph: tf.Graph, fetch: Any) -> Any:
 
 def eager_softmax_by_kernels(logits: np.ndarray) -> dict[str, np.ndarray]:
     """``{"oneDNN": softmax, "Eigen": softmax}``: eager ``tf.nn.softmax(logits [r, c])`` as float32
-    ``[r, c]``, each computed in a fresh process with that kernel set
-    (:func:`xentlab.runtime.run_with_kernels`)."""
+    ``[r, c]``, each computed in a fresh process with that kernel set, the two started together
+    (:func:`xentlab.runtime.run_with_each_kernel_set`)."""
     code = ("import json, tensorflow as tf; "
             f"print(json.dumps(tf.nn.softmax(tf.constant({np.asarray(logits).tolist()})).numpy().tolist()))")
     return {name: np.array(v, np.float32) for name, v in runtime.run_with_each_kernel_set(code).items()}
