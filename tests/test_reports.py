@@ -300,6 +300,13 @@ def test_jobs_run_notebooks_side_by_side_and_the_timed_ones_alone(two_notebooks,
     printed = capsys.readouterr().out
     assert "[1/3] 01_ok ... (beside others)" in printed and "[3/3] 03_ok ... (beside others)" in printed
     assert printed.rindex("03_ok done in") < printed.index("[2/3] 02_ok ...")
+    # every part names the one run that made it: its jobs and its wall-clock time
+    run = rows["01_ok"]["run"]
+    assert all(r["run"] == run for r in rows.values()) and run["jobs"] == 2
+    assert run["seconds"] >= max(r["seconds"] for r in rows.values())
+    reports.run_reports("ci", only=["01"], out=out, notebooks_dir=two_notebooks, profiles=SMOKE)
+    rows = {r["name"]: r for r in json.loads((out / "provenance.json").read_text())["notebooks"]}
+    assert rows["01_ok"]["run"]["jobs"] == 1 and rows["02_ok"]["run"] == run
 
 
 @pytest.mark.slow

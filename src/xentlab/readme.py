@@ -96,6 +96,10 @@ def timing(reports_dir: Path = REPORTS_DIR) -> str:
     beside = sum(not nb.get("alone", True) for nb in nbs)
     shared = (f"; {beside} of them ran beside another notebook (`--jobs`), so their times, marked \"shared\" in the "
               "table, include a shared CPU and the run took less than the sum" if beside else "")
+    invocations = {json.dumps(nb.get("run"), sort_keys=True) for nb in nbs}
+    one = json.loads(invocations.pop()) if len(invocations) == 1 else None
+    if one:  # every part made by one `reports` run: its wall-clock time is the run's
+        shared += f"; one run made them all, in {one['seconds'] / 60:.1f} min (`--jobs {one['jobs']}`)"
     return (f"The committed `ci` report's {len(nbs)} notebooks add up to {duration(sum(nb['seconds'] for nb in nbs))}{shared}, "
             f"on {prov['processor']} ({prov['machine']}, {kernels}); each notebook's time is in the "
             f"[table below](#notebooks) and its provenance in [`reports/ci/`](reports/ci/README.md).")

@@ -294,9 +294,11 @@ def _git_commit() -> str:
 
 
 
-def part(run: NotebookRun, run_dir: Path, commit: str) -> dict[str, Any]:
+def part(run: NotebookRun, run_dir: Path, commit: str, invocation: dict[str, Any] | None = None) -> dict[str, Any]:
     """One notebook's provenance row: what ran (commit, parameters, dataset), where (versions,
-    machine, CPU flags), when and for how long."""
+    machine, CPU flags), when and for how long; ``invocation``, the ``reports`` run that made it
+    (its start, its ``jobs`` and its wall-clock seconds from the first notebook's start to the
+    last one's end), shared by every part that run made."""
     metrics_path = run_dir / "metrics" / f"{run.name}.json"
     metrics = json.loads(metrics_path.read_text()) if metrics_path.exists() else {}
     return {
@@ -306,7 +308,7 @@ def part(run: NotebookRun, run_dir: Path, commit: str) -> dict[str, Any]:
         "keras": _version("keras"), "numpy": _version("numpy"),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.system()}",
         "processor": _cpu_model(), "cpu_flags": [f for f, on in cpu_features().items() if on],
-        "kernels": metrics.get("kernels"), "dataset": metrics.get("dataset"),
+        "kernels": metrics.get("kernels"), "dataset": metrics.get("dataset"), "run": invocation,
     }
 
 
@@ -394,6 +396,7 @@ def run_reports(
     (tmp / "notebooks").mkdir(parents=True, exist_ok=True)
     runs: list[NotebookRun] = []
     commit = _git_commit()  # the code the notebooks run, before anything can change
+    started, started_utc = time.perf_counter(), _utc_now()
     label = {nb.stem: f"[{i}/{len(plan)}] {nb.stem}" for i, (nb, _) in enumerate(plan, 1)}
     current = "assembling the report"
     try:
@@ -401,7 +404,8 @@ def run_reports(
             current = "running " + ", ".join(nb.stem for nb, _ in batch)
             runs += _run_batch(batch, tmp, out / "notebooks", label, jobs)
         current = "assembling the report"
-        _assemble(tmp, profile, runs, commit)
+        invocation = {"started_utc": started_utc, "jobs": jobs, "seconds": round(time.perf_counter() - started, 1)}
+        _assemble(tmp, profile, runs, commit, invocation)
         _replace(tmp, out)
     except BaseException as err:
         failed = out.parent / f"{out.name}.failed"
@@ -437,11 +441,11 @@ def keep_parts(previous: Path, tmp: Path, replaced: list[str]) -> None:
                 path.unlink(missing_ok=True)
 
 
-def _assemble(tmp: Path, profile: str, runs: list[NotebookRun], commit: str) -> None:
+def _assemble(tmp: Path, profile: str, runs: list[NotebookRun], commit: str, invocation: dict[str, Any]) -> None:
     """The parts of the notebooks just run (their provenance rows), then :func:`rebuild`."""
     (tmp / "parts").mkdir(exist_ok=True)
     for run in runs:
-        (tmp / "parts" / f"{run.name}.json").write_text(json.dumps(part(run, tmp, commit), indent=2) + "\n")
+        (tmp / "parts" / f"{run.name}.json").write_text(json.dumps(part(run, tmp, commit, invocation), indent=2) + "\n")
     rebuild(tmp, profile)
 
 
