@@ -4,6 +4,7 @@ import logging
 import os
 import subprocess
 import textwrap
+import time
 
 import numpy as np
 import pytest
@@ -105,11 +106,22 @@ def test_run_with_each_kernel_set_runs_both_processes_together(tmp_path):
     assert runtime.run_with_each_kernel_set(code) == {"oneDNN": "1", "Eigen": "0"}
     with pytest.raises(RuntimeError, match="ZeroDivisionError"):
         runtime.run_with_each_kernel_set("1 / 0")
+    # when the oneDNN process fails, the Eigen one is stopped before it can mark its file
+    late = tmp_path / "eigen-finished"
+    code = textwrap.dedent(f"""
+        import os, pathlib, time
+        if os.environ["TF_ENABLE_ONEDNN_OPTS"] == "1":
+            raise SystemExit("oneDNN fails")
+        time.sleep(2)
+        pathlib.Path({str(late)!r}).touch()""")
+    with pytest.raises(RuntimeError, match="oneDNN fails"):
+        runtime.run_with_each_kernel_set(code)
+    time.sleep(3)
+    assert not late.exists()
 
 
 @pytest.mark.slow
 def test_start_with_kernels_returns_at_once_and_result_waits():
-    import time
 
     tic = time.perf_counter()
     run = runtime.start_with_kernels("import time, json; time.sleep(2); print(json.dumps([1, 2]))", onednn=False)

@@ -86,7 +86,8 @@ def notebook_table(notebooks_dir: Path = NOTEBOOKS_DIR, reports_dir: Path = REPO
 
 
 def timing(reports_dir: Path = REPORTS_DIR) -> str:
-    """One sentence: the ``ci`` report's total notebook time, its CPU and kernel set."""
+    """One sentence: the ``ci`` report's total notebook time, its CPU and kernel set, and, when one
+    ``reports`` run made every part (each part's ``run``), that run's wall-clock time."""
     prov = _read("ci", "provenance.json", reports_dir)
     if not prov:
         return "No `ci` report yet: run `make reports`."
@@ -94,12 +95,12 @@ def timing(reports_dir: Path = REPORTS_DIR) -> str:
     onednn = {bool(nb.get("kernels", {}).get("onednn")) for nb in nbs}
     kernels = {frozenset({True}): "oneDNN's kernels", frozenset({False}): "Eigen's kernels"}.get(frozenset(onednn), "both kernel sets")
     beside = sum(not nb.get("alone", True) for nb in nbs)
-    shared = (f"; {beside} of them ran beside another notebook (`--jobs`), so their times, marked \"shared\" in the "
-              "table, include a shared CPU and the run took less than the sum" if beside else "")
-    invocations = {json.dumps(nb.get("run"), sort_keys=True) for nb in nbs}
-    one = json.loads(invocations.pop()) if len(invocations) == 1 else None
-    if one:  # every part made by one `reports` run: its wall-clock time is the run's
-        shared += f"; one run made them all, in {one['seconds'] / 60:.1f} min (`--jobs {one['jobs']}`)"
+    runs = [nb.get("run") for nb in nbs]
+    one = runs[0] if runs and runs[0] and all(r == runs[0] for r in runs) else None
+    clauses = ([f"{beside} of them ran beside another notebook (`--jobs`), so their times, marked \"shared\" in the "
+                "table, include a shared CPU"] if beside else [])
+    clauses += [f"one run made them all, in {one['seconds'] / 60:.1f} min (`--jobs {one['jobs']}`)"] if one else []
+    shared = "".join(f"; {c}" for c in clauses)
     return (f"The committed `ci` report's {len(nbs)} notebooks add up to {duration(sum(nb['seconds'] for nb in nbs))}{shared}, "
             f"on {prov['processor']} ({prov['machine']}, {kernels}); each notebook's time is in the "
             f"[table below](#notebooks) and its provenance in [`reports/ci/`](reports/ci/README.md).")

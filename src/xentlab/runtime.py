@@ -151,21 +151,27 @@ class KernelRun:
                                          stderr=self._err, text=True)
 
     def result(self) -> Any:
-        """The JSON value the process printed last. Raises ``RuntimeError`` with its stderr if it
-        failed, ``subprocess.TimeoutExpired`` (after killing it) when it runs longer than its
-        ``timeout`` seconds from :meth:`result`'s call."""
+        """The JSON value the process printed last (to be asked once). Raises ``RuntimeError``
+        with its stderr if it failed, ``subprocess.TimeoutExpired`` (after killing it) when it runs
+        longer than its ``timeout`` seconds from :meth:`result`'s call."""
         try:
             code = self._process.wait(timeout=self._timeout)
-        except subprocess.TimeoutExpired:
+            self._out.seek(0)
+            self._err.seek(0)
+            lines = self._out.read().strip().splitlines()
+            if code != 0 or not lines:
+                raise RuntimeError(f"the subprocess failed (exit {code}):\n{self._err.read()[-2000:]}")
+            return json.loads(lines[-1])
+        finally:
+            self.stop()
+
+    def stop(self) -> None:
+        """Kill the process if it still runs, and close its output files."""
+        if self._process.poll() is None:
             self._process.kill()
             self._process.wait()
-            raise
-        self._out.seek(0)
-        self._err.seek(0)
-        lines = self._out.read().strip().splitlines()
-        if code != 0 or not lines:
-            raise RuntimeError(f"the subprocess failed (exit {code}):\n{self._err.read()[-2000:]}")
-        return json.loads(lines[-1])
+        self._out.close()
+        self._err.close()
 
 
 def json_call(module: str, function: str, **kwargs: Any) -> str:
@@ -194,9 +200,14 @@ def run_with_kernels(code: str, *, onednn: bool, timeout: float = 300) -> Any:
 def run_with_each_kernel_set(code: str, *, timeout: float = 300) -> dict[str, Any]:
     """``{"oneDNN": value, "Eigen": value}``: ``code`` in two fresh processes started together
     (:func:`start_with_kernels`), one per CPU kernel set, each giving the JSON value it prints last.
-    Started together, their TensorFlow imports and their work overlap."""
+    Started together, their TensorFlow imports and their work overlap. Each process gets
+    ``timeout`` seconds from the moment it is waited for; when one fails, the other is stopped."""
     runs = {name: start_with_kernels(code, onednn=on, timeout=timeout) for name, on in (("oneDNN", True), ("Eigen", False))}
-    return {name: run.result() for name, run in runs.items()}
+    try:
+        return {name: run.result() for name, run in runs.items()}
+    finally:
+        for run in runs.values():
+            run.stop()
 
 
 #: Keras' backends and the module each needs: ``{backend: (module, what to install)}``.

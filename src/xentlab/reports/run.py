@@ -294,11 +294,11 @@ def _git_commit() -> str:
 
 
 
-def part(run: NotebookRun, run_dir: Path, commit: str, invocation: dict[str, Any] | None = None) -> dict[str, Any]:
+def part(run: NotebookRun, run_dir: Path, commit: str, invocation: dict[str, Any]) -> dict[str, Any]:
     """One notebook's provenance row: what ran (commit, parameters, dataset), where (versions,
     machine, CPU flags), when and for how long; ``invocation``, the ``reports`` run that made it
-    (its start, its ``jobs`` and its wall-clock seconds from the first notebook's start to the
-    last one's end), shared by every part that run made."""
+    (its start, the ``jobs`` asked for and the wall-clock seconds of its notebooks, the report's
+    assembly excluded), shared by every part that run made."""
     metrics_path = run_dir / "metrics" / f"{run.name}.json"
     metrics = json.loads(metrics_path.read_text()) if metrics_path.exists() else {}
     return {
