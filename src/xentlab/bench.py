@@ -446,8 +446,8 @@ def cost_text(rows: list[dict[str, Any]], *, memory: bool) -> str:
     fused_plain, best = at["fused", False], fastest(rows, big)
     below = below_floor(rows)
     faster, pairs = xla_faster(rows)
+    best_floor = "XLA's floor" if best["compiled"] else "the floor"
 
-    xla_s = "XLA's"
     def arrays(m: str) -> str:  # a formulation's extra peak memory, in [batch, C] float32 arrays
         return f"{at[m, False]['peak_bytes'] / (CE_BATCH * big * 4):.1f}×"
 
@@ -461,7 +461,7 @@ def cost_text(rows: list[dict[str, Any]], *, memory: bool) -> str:
          "Memory is not measured in this run: this process' TensorFlow keeps no CPU allocator statistics "
          "(Eigen's kernels)."),
         f"Time, on this CPU: the fastest formulation at C = {big:,} is **{best['method']}"
-        f"{' with XLA' if best['compiled'] else ''}**, {best['ms']:.1f} ms = {best['ratio_to_floor']:.2f}× {xla_s if best['compiled'] else 'the'} floor; "
+        f"{' with XLA' if best['compiled'] else ''}**, {best['ms']:.1f} ms = {best['ratio_to_floor']:.2f}× {best_floor}; "
         "inside `tf.function` the order is " + " < ".join(f"{r['method']} ({r['ratio_to_floor']:.1f}×)" for r in plain)
         + ", and TensorFlow's fused kernel, the one the documents recommend for stability, takes "
         f"{fused_plain['ms']:.0f} ms ({fused_plain['ratio_to_floor']:.1f}× the floor; "
