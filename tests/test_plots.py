@@ -143,7 +143,7 @@ def test_ce_cost_draws_both_modes_the_floor_and_leaves_out_untracked_memory():
             for m in ("fused", "manual") for c in (10, 1000) for comp in (False, True)]
     fig = plots.ce_cost(rows, ("fused", "manual"))
     ax_t, ax_m = fig.axes
-    assert len(ax_t.lines) == 4 + 2  # two methods x two modes, the floor and 1.3x
+    assert len(ax_t.lines) == 4 + 1  # two methods x two modes, and the floor
     assert "floor: one exp pass (same compiler)" in [line.get_label() for line in ax_t.lines]
     xla = next(line for line in ax_t.lines if line.get_label().endswith("XLA (hollow, dashed)"))
     assert xla.get_markerfacecolor() == "white" and xla.get_linestyle() == "--"

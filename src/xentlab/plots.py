@@ -359,7 +359,7 @@ def ce_cost(rows: list[Mapping[str, float | str]], methods: tuple[str, ...]) -> 
     """Notebook 06's cost of one cross-entropy call over the class count C (``rows`` as in
     ``xentlab.bench``'s ``ce_cost``): the median time as a multiple of the floor measured in the
     same run (one ``exp`` pass), inside ``tf.function`` (solid) and with XLA (dashed), with the
-    floor (1×) and 1.3× marked; and the extra peak memory of the ``tf.function`` calls beside one
+    floor (1×) marked; and the extra peak memory of the ``tf.function`` calls beside one
     ``[256, C]`` float32 array. Methods whose memory series are identical share one line
     (labelled ``"fused = sparse"``). TF's allocator statistics leave out the smallest allocations
     (0 bytes), which are not drawn. Both titles state what the largest C measured."""
@@ -382,7 +382,6 @@ def ce_cost(rows: list[Mapping[str, float | str]], methods: tuple[str, ...]) -> 
                   color=f"C{idx[0]}", ms=max(3.0, 9 - 1.5 * k), lw=max(0.8, 3.0 - 0.5 * k),
                   label=" = ".join(methods[i] for i in idx))
     ax_t.axhline(1.0, color="black", lw=2, alpha=0.4, label="floor: one exp pass (same compiler)")
-    ax_t.axhline(1.3, color="black", ls=":", lw=1, label="1.3× the floor")
     cs = sorted({r["classes"] for r in rows})
     ax_m.plot(cs, [256 * c * 4 / 2**20 for c in cs], "k--", lw=1, label="one [256, C] float32 array")
     big = [r for r in rows if r["classes"] == cs[-1]]
@@ -398,7 +397,7 @@ def ce_cost(rows: list[Mapping[str, float | str]], methods: tuple[str, ...]) -> 
                    f"({best['ratio_to_floor']:.2f}×)" + (f"; within 5%: {', '.join(near)}" if near else ""))
     ax_m.set(xscale="log", yscale="log", xlabel="classes C", ylabel="extra peak memory (MiB)",
              title=(f"Extra memory per call (tf.function)\nat C = {cs[-1]:,}: least "
-                    f"{' and '.join(lowest)} ({least['peak_bytes'] / 2**20:.3g} MiB); 0 bytes not drawn"
+                    f"{' and '.join(lowest)} ({least['peak_bytes'] / 2**20:.3g} MiB); 0-byte counts not drawn"
                     if least else "Extra memory per call: not measured\n(this process keeps no CPU "
                     "allocator statistics)"))
     ax_t.legend(fontsize=7, ncol=2, loc="upper left")
